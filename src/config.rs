@@ -1,0 +1,534 @@
+//! Configuration: one TOML file → a validated [`Config`].
+//!
+//! Every key is checked when the file is read (unknown keys, URLs, cron expressions, durations, CSS
+//! selectors, duplicate source names), so a daemon that starts has a configuration that works. Errors
+//! name the file, the line and the key (`sources[1].url`), never just "invalid input".
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// Where the configuration is looked for when `-c` and `$FEEDMILL_CONFIG` are not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/feedmill.toml";
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub storage: StorageConfig,
+    pub server: ServerConfig,
+    pub feed: FeedConfig,
+    pub fetch: FetchConfig,
+    pub sources: Vec<Source>,
+    /// User extraction rules; they override the built-in ones host by host.
+    pub sites: Vec<SiteRuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The SQLite file; its folder is created if missing.
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/feedmill.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds, `host:port`.
+    pub listen: String,
+    /// The address readers reach the server at; used for self links and entry ids.
+    pub public_url: Url,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable!()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// Title of the merged output feed.
+    pub title: String,
+    /// How many entries the merged feed carries, newest first.
+    pub max_items: usize,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        Self {
+            title: "feedmill".into(),
+            max_items: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchConfig {
+    pub user_agent: String,
+    /// Total deadline of one request, body included.
+    pub timeout_secs: u64,
+    /// Upper bound of a response body, after decompression.
+    pub max_body_bytes: u64,
+    /// Proxy for every request; `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` are honoured when unset.
+    pub proxy: Option<Url>,
+    /// May article links point at loopback or private addresses?
+    pub allow_private_networks: bool,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            user_agent: format!(
+                "feedmill/{} (+{})",
+                env!("CARGO_PKG_VERSION"),
+                env!("CARGO_PKG_HOMEPAGE")
+            ),
+            timeout_secs: 20,
+            max_body_bytes: 8 * 1024 * 1024,
+            proxy: None,
+            allow_private_networks: false,
+        }
+    }
+}
+
+/// When a source is polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// A cron expression with a seconds field, as tokio-cron-scheduler reads it.
+    Cron(String),
+    /// A fixed interval.
+    Every(Duration),
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Cron(expr) => write!(f, "cron \"{expr}\""),
+            Schedule::Every(every) => write!(f, "every {}s", every.as_secs()),
+        }
+    }
+}
+
+impl Schedule {
+    /// The first poll time after `now` (cron expressions are read in UTC).
+    pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Schedule::Every(every) => chrono::Duration::from_std(*every).ok().map(|d| now + d),
+            Schedule::Cron(expr) => cron_parser().parse(expr).ok()?.find_next_occurrence(&now, false).ok(),
+        }
+    }
+}
+
+fn cron_parser() -> croner::parser::CronParser {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+}
+
+/// One configured feed, with the defaults applied.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub url: Url,
+    pub schedule: Schedule,
+    /// Fetch each new item's page and extract its body?
+    pub full_text: bool,
+    pub tags: Vec<String>,
+}
+
+/// A site rule as written in TOML (user config or `config/sites/*.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRuleConfig {
+    /// Hosts the rule applies to; `example.com` also covers `www.example.com` and other subdomains.
+    pub hosts: Vec<String>,
+    /// Body selectors, tried in order; the first that matches wins, and all its matches (in document
+    /// order) make the body.
+    pub body: Vec<CssSelector>,
+    /// Removed from the body before it is published.
+    #[serde(default)]
+    pub strip: Vec<CssSelector>,
+}
+
+/// A CSS selector, parsed (and so validated) when the config is read.
+#[derive(Clone)]
+pub struct CssSelector {
+    pub text: String,
+    pub selector: scraper::Selector,
+}
+
+impl fmt::Debug for CssSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text)
+    }
+}
+
+impl CssSelector {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        scraper::Selector::parse(text)
+            .map(|selector| Self {
+                text: text.to_owned(),
+                selector,
+            })
+            .map_err(|e| format!("invalid CSS selector `{text}`: {e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for CssSelector {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        CssSelector::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A cron expression validated with the parser tokio-cron-scheduler uses.
+#[derive(Debug, Clone)]
+struct CronExpr(String);
+
+impl<'de> Deserialize<'de> for CronExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        validate_cron(&text).map_err(serde::de::Error::custom)?;
+        Ok(CronExpr(text))
+    }
+}
+
+/// Checks a six-field (with seconds) cron expression.
+pub fn validate_cron(expr: &str) -> Result<(), String> {
+    cron_parser()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| format!("invalid cron expression `{expr}` (six fields, seconds first): {e}"))
+}
+
+/// An interval like `90s`, `10m`, `1h30m` or `2d`.
+#[derive(Debug, Clone, Copy)]
+struct Every(Duration);
+
+impl<'de> Deserialize<'de> for Every {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Every)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `90s`, `10m`, `1h30m`, `2d`; the result must be at least one second.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid interval `{text}`: use a number with s, m, h or d, like \"10m\"");
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    schedule: Option<CronExpr>,
+    every: Option<Every>,
+    full_text: Option<bool>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceToml {
+    name: toml::Spanned<String>,
+    url: Url,
+    schedule: Option<CronExpr>,
+    every: Option<Every>,
+    full_text: Option<bool>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigToml {
+    #[serde(default)]
+    storage: StorageConfig,
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    feed: FeedConfig,
+    #[serde(default)]
+    fetch: FetchConfig,
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    sources: Vec<SourceToml>,
+    #[serde(default)]
+    sites: Vec<SiteRuleConfig>,
+}
+
+/// The default schedule when neither the source nor `[defaults]` sets one.
+const DEFAULT_SCHEDULE: &str = "0 */10 * * * *";
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, key: String, message: String| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line: span.map_or(1, |s| line_of(text, s.start)),
+                key,
+                message,
+            }
+        };
+        let deserializer = toml::Deserializer::parse(text)
+            .map_err(|e| invalid(e.span(), "(syntax)".into(), e.message().to_owned()))?;
+        let raw: ConfigToml = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            invalid(inner.span(), key, inner.message().to_owned())
+        })?;
+
+        let default_schedule = pick_schedule(
+            raw.defaults.schedule.clone(),
+            raw.defaults.every,
+        )
+        .map_err(|m| invalid(None, "defaults".into(), m))?
+        .unwrap_or_else(|| Schedule::Cron(DEFAULT_SCHEDULE.into()));
+        let default_full_text = raw.defaults.full_text.unwrap_or(true);
+
+        let mut sources: Vec<Source> = Vec::with_capacity(raw.sources.len());
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let span = s.name.span();
+            let name = s.name.into_inner().trim().to_owned();
+            if name.is_empty() {
+                return Err(invalid(Some(span), format!("sources[{i}].name"), "must not be empty".into()));
+            }
+            if sources.iter().any(|other| other.name == name) {
+                return Err(invalid(
+                    Some(span),
+                    format!("sources[{i}].name"),
+                    format!("duplicate source name `{name}`"),
+                ));
+            }
+            if !matches!(s.url.scheme(), "http" | "https") {
+                return Err(invalid(
+                    Some(span),
+                    format!("sources[{i}].url"),
+                    format!("`{}` is not an http(s) URL", s.url),
+                ));
+            }
+            let schedule = pick_schedule(s.schedule, s.every)
+                .map_err(|m| invalid(Some(span.clone()), format!("sources[{i}]"), m))?
+                .unwrap_or_else(|| default_schedule.clone());
+            sources.push(Source {
+                name,
+                url: s.url,
+                schedule,
+                full_text: s.full_text.unwrap_or(default_full_text),
+                tags: s.tags.unwrap_or_else(|| raw.defaults.tags.clone()),
+            });
+        }
+        if raw.feed.max_items == 0 {
+            return Err(invalid(None, "feed.max_items".into(), "must be at least 1".into()));
+        }
+        if raw.fetch.timeout_secs == 0 {
+            return Err(invalid(None, "fetch.timeout_secs".into(), "must be at least 1".into()));
+        }
+        if raw.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                None,
+                "server.listen".into(),
+                format!("`{}` is not an address like 127.0.0.1:8080", raw.server.listen),
+            ));
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            storage: raw.storage,
+            server: raw.server,
+            feed: raw.feed,
+            fetch: raw.fetch,
+            sources,
+            sites: raw.sites,
+        })
+    }
+
+    /// The source called `name`, if configured.
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+fn pick_schedule(cron: Option<CronExpr>, every: Option<Every>) -> Result<Option<Schedule>, String> {
+    match (cron, every) {
+        (Some(_), Some(_)) => Err("set either `schedule` or `every`, not both".into()),
+        (Some(CronExpr(expr)), None) => Ok(Some(Schedule::Cron(expr))),
+        (None, Some(Every(every))) => Ok(Some(Schedule::Every(every))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse("[[sources]]\nname = \"a\"\nurl = \"https://example.com/rss\"\n").unwrap();
+        assert_eq!(config.sources[0].schedule, Schedule::Cron(DEFAULT_SCHEDULE.into()));
+        assert!(config.sources[0].full_text);
+        assert_eq!(config.feed.max_items, 100);
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn source_overrides_defaults() {
+        let config = parse(
+            "[defaults]\nevery = \"5m\"\nfull_text = false\n\
+             [[sources]]\nname = \"a\"\nurl = \"https://example.com/rss\"\n\
+             [[sources]]\nname = \"b\"\nurl = \"https://example.com/b\"\nschedule = \"0 0 * * * *\"\nfull_text = true\ntags = [\"x\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.sources[0].schedule, Schedule::Every(Duration::from_secs(300)));
+        assert!(!config.sources[0].full_text);
+        assert_eq!(config.sources[1].schedule, Schedule::Cron("0 0 * * * *".into()));
+        assert!(config.sources[1].full_text);
+        assert_eq!(config.sources[1].tags, vec!["x"]);
+    }
+
+    fn error_of(text: &str) -> (usize, String, String) {
+        match parse(text) {
+            Err(ConfigError::Invalid { line, key, message, .. }) => (line, key, message),
+            other => panic!("expected an invalid-config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let (line, key, message) = error_of("[feed]\ntitle = \"x\"\ncolour = \"red\"\n");
+        assert_eq!(line, 3);
+        assert!(key.contains("colour") || message.contains("colour"), "{key} {message}");
+    }
+
+    #[test]
+    fn bad_url_names_line_and_key() {
+        let (line, key, _) = error_of("[[sources]]\nname = \"a\"\nurl = \"not a url\"\n");
+        assert_eq!((line, key.as_str()), (3, "sources[0].url"));
+    }
+
+    #[test]
+    fn bad_cron_names_line_and_key() {
+        let (line, key, message) =
+            error_of("[[sources]]\nname = \"a\"\nurl = \"https://e.com/\"\nschedule = \"every tuesday\"\n");
+        assert_eq!((line, key.as_str()), (4, "sources[0].schedule"));
+        assert!(message.contains("cron"), "{message}");
+    }
+
+    #[test]
+    fn duplicate_source_name_is_rejected() {
+        let (line, key, message) = error_of(
+            "[[sources]]\nname = \"a\"\nurl = \"https://e.com/1\"\n[[sources]]\nname = \"a\"\nurl = \"https://e.com/2\"\n",
+        );
+        assert_eq!((line, key.as_str()), (5, "sources[1].name"));
+        assert!(message.contains("duplicate"));
+    }
+
+    #[test]
+    fn bad_selector_names_line_and_key() {
+        let (line, key, message) = error_of("[[sites]]\nhosts = [\"e.com\"]\nbody = [\"div[[\"]\n");
+        assert_eq!(line, 3);
+        assert!(key.starts_with("sites[0].body"), "{key}");
+        assert!(message.contains("CSS selector"));
+    }
+
+    #[test]
+    fn non_http_source_is_rejected() {
+        let (_, key, _) = error_of("[[sources]]\nname = \"a\"\nurl = \"file:///etc/passwd\"\n");
+        assert_eq!(key, "sources[0].url");
+    }
+
+    #[test]
+    fn schedule_and_every_together_are_rejected() {
+        let (_, _, message) = error_of(
+            "[[sources]]\nname = \"a\"\nurl = \"https://e.com/\"\nschedule = \"0 * * * * *\"\nevery = \"1m\"\n",
+        );
+        assert!(message.contains("either"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten minutes").is_err());
+    }
+}

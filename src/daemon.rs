@@ -1,0 +1,130 @@
+//! Wiring: the long-running daemon (`feedmill run`) and the one-shot poll (`feedmill poll`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, Source};
+use crate::extract::{rules::RuleFileError, Extractor, SiteRules};
+use crate::fetch::{FetchError, Fetcher};
+use crate::poll::{PollReport, Poller};
+use crate::publish::FeedMeta;
+use crate::schedule::{ScheduleError, Scheduler};
+use crate::server::{self, AppState};
+use crate::shutdown::{self, Shutdown};
+use crate::store::{Store, StoreError};
+
+/// How long running polls get to finish their writes after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+
+/// The daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Rules(#[from] RuleFileError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    #[error("server.listen {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+    #[error("no source named `{0}` in the config")]
+    NoSuchSource(String),
+}
+
+/// The parts every command that polls needs.
+struct Pipeline {
+    store: Store,
+    poller: Arc<Poller>,
+}
+
+async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, DaemonError> {
+    let store = Store::open(&config.storage.path)?;
+    let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
+    let poller = Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, shutdown));
+    Ok(Pipeline { store, poller })
+}
+
+/// `feedmill poll`: polls every source (or one) once, concurrently, and returns the reports in
+/// config order.
+pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollReport>, DaemonError> {
+    let sources: Vec<Source> = match only {
+        Some(name) => vec![config.source(name).cloned().ok_or_else(|| DaemonError::NoSuchSource(name.into()))?],
+        None => config.sources.clone(),
+    };
+    let Pipeline { store, poller } = pipeline(config, Shutdown::never()).await?;
+    let mut polls = JoinSet::new();
+    for (index, source) in sources.into_iter().enumerate() {
+        let poller = Arc::clone(&poller);
+        polls.spawn(async move { (index, poller.poll(&source).await) });
+    }
+    let mut reports = Vec::new();
+    while let Some(joined) = polls.join_next().await {
+        if let Ok(report) = joined {
+            reports.push(report);
+        }
+    }
+    reports.sort_by_key(|(index, _)| *index);
+    store.flush().await?;
+    Ok(reports.into_iter().map(|(_, report)| report).collect())
+}
+
+/// `feedmill run`: serves HTTP and polls on schedule until SIGTERM/SIGINT, then stops starting
+/// work, lets running polls write what they finished, and returns.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let (trigger, shutdown) = shutdown::channel();
+    let Pipeline { store, poller } = pipeline(&config, shutdown.clone()).await?;
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        meta: FeedMeta { title: config.feed.title.clone(), public_url: config.server.public_url.clone() },
+        max_items: config.feed.max_items,
+        source_count: config.sources.len(),
+    });
+    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    let scheduler = Scheduler::start(poller, &config.sources).await?;
+    tracing::info!(
+        listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
+        "feedmill running"
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    trigger.trigger();
+    scheduler.stop(SHUTDOWN_GRACE).await;
+    store.flush().await?;
+    match tokio::time::timeout(Duration::from_secs(1), server).await {
+        Ok(Ok(Err(error))) => return Err(DaemonError::Serve(error)),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("HTTP connections still open at exit"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; waiting for Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Clean-up of an extracted body: page noise out, image-proxy URLs decoded, every URL absolute, and
+//! the allow-list sanitizer (ammonia) last, so nothing a page sends can run in a reader.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use ego_tree::NodeId;
+use regex::Regex;
+use scraper::{ElementRef, Html, Node, Selector};
+use url::Url;
+
+/// Elements that are never part of an article body.
+static ALWAYS_NOISE: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse(
+        "script, style, noscript, template, iframe, object, embed, form, button, input, select, \
+         textarea, nav, svg, canvas, [hidden], [aria-hidden=\"true\"]",
+    )
+    .unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+
+/// A related-news card: a headline followed by "dd.mm.yy, hh:mm • N views" (UNN and many others).
+static RELATED_CARD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\d{1,2}\.\d{1,2}\.\d{2,4},?\s*\d{1,2}:\d{2}\s*•\s*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// A bare views counter: "743 views", "• 1 234 переглядів".
+static VIEW_COUNTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^[•·\s]*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+
+/// Elements kept even when they have no text.
+const VOID_CONTENT: &[&str] = &["img", "br", "hr", "picture", "video", "audio", "source", "figure"];
+
+/// Removes noise below `roots` from the document: the given strip selectors, elements that never
+/// belong to an article, related-news cards, view counters, and elements left empty by that.
+pub fn remove_noise(doc: &mut Html, roots: &[NodeId], strip: &[&Selector]) {
+    let mut doomed: Vec<NodeId> = Vec::new();
+    for &root in roots {
+        let Some(root) = doc.tree.get(root).and_then(ElementRef::wrap) else { continue };
+        for selector in strip.iter().copied().chain([&*ALWAYS_NOISE]) {
+            doomed.extend(root.select(selector).map(|e| e.id()));
+        }
+        for element in root.descendants().filter_map(ElementRef::wrap) {
+            let name = element.value().name();
+            if matches!(name, "a" | "div" | "li" | "section" | "aside") && is_related_card(&element) {
+                doomed.push(element.id());
+            } else if matches!(name, "span" | "div" | "p" | "li" | "small") && is_view_counter(&element) {
+                doomed.push(element.id());
+            }
+        }
+    }
+    detach_all(doc, &doomed);
+    remove_empty(doc, roots);
+}
+
+fn is_related_card(element: &ElementRef) -> bool {
+    let text = collapsed_text(element);
+    // A card is short: a headline plus its date line, and it is (or holds) a link.
+    text.chars().count() < 400
+        && RELATED_CARD.is_match(&text)
+        && (element.value().name() == "a" || element.select(&A).next().is_some())
+}
+
+fn is_view_counter(element: &ElementRef) -> bool {
+    let text = collapsed_text(element);
+    text.len() < 40 && VIEW_COUNTER.is_match(&text)
+}
+
+static A: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("a").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+
+fn collapsed_text(element: &ElementRef) -> String {
+    element.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ")
+}
+
+fn detach_all(doc: &mut Html, ids: &[NodeId]) {
+    for &id in ids {
+        if let Some(mut node) = doc.tree.get_mut(id) {
+            node.detach();
+        }
+    }
+}
+
+/// Detaches elements with no text and no media below them, innermost first.
+fn remove_empty(doc: &mut Html, roots: &[NodeId]) {
+    let roots: HashSet<NodeId> = roots.iter().copied().collect();
+    let mut empty = Vec::new();
+    for &root in &roots {
+        let Some(root) = doc.tree.get(root) else { continue };
+        for node in root.descendants() {
+            let Some(element) = ElementRef::wrap(node) else { continue };
+            if roots.contains(&node.id()) || VOID_CONTENT.contains(&element.value().name()) {
+                continue;
+            }
+            let has_text = element.text().any(|t| !t.trim().is_empty());
+            let has_media = node
+                .descendants()
+                .any(|d| matches!(d.value(), Node::Element(e) if VOID_CONTENT.contains(&e.name()) && e.name() != "br"));
+            if !has_text && !has_media {
+                empty.push(node.id());
+            }
+        }
+    }
+    detach_all(doc, &empty);
+}
+
+/// Real image URL behind an image-resizing proxy (Next.js `/_next/image?url=<encoded>&w=..`).
+pub fn decode_image_proxy(value: &str, base: &Url) -> Option<String> {
+    let url = base.join(value).ok()?;
+    if !url.path().ends_with("/_next/image") {
+        return None;
+    }
+    let (_, real) = url.query_pairs().find(|(key, _)| key == "url")?;
+    base.join(&real).ok().map(String::from)
+}
+
+/// The allow-list sanitizer: safe tags only, http(s)/mailto URLs only, every URL absolute.
+pub fn sanitize(html: &str, base: &Url) -> String {
+    let proxy_base = base.clone();
+    ammonia::Builder::default()
+        .url_schemes(HashSet::from(["http", "https", "mailto"]))
+        .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
+        .attribute_filter(move |element, attribute, value| match (element, attribute) {
+            ("img", "src") => Some(
+                decode_image_proxy(value, &proxy_base).map_or(Cow::Borrowed(value), Cow::Owned),
+            ),
+            _ => Some(Cow::Borrowed(value)),
+        })
+        .clean(html)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("https://unn.ua/en/news/x").unwrap()
+    }
+
+    #[test]
+    fn sanitizer_removes_active_content_and_makes_urls_absolute() {
+        let html = r#"<p onclick="x()">Hi <a href="/a">link</a> <a href="javascript:alert(1)">bad</a>
+            <img src="/i.png" onerror="y()"><script>evil()</script><style>p{}</style><iframe src="https://e.com"></iframe></p>"#;
+        let clean = sanitize(html, &base());
+        for bad in ["onclick", "javascript", "onerror", "script", "evil", "style", "iframe"] {
+            assert!(!clean.contains(bad), "{bad} in {clean}");
+        }
+        assert!(clean.contains(r#"href="https://unn.ua/a""#), "{clean}");
+        assert!(clean.contains(r#"src="https://unn.ua/i.png""#), "{clean}");
+    }
+
+    #[test]
+    fn next_image_proxy_is_decoded() {
+        let html = r#"<img src="/_next/image?url=https%3A%2F%2Funn.ua%2Fimg%2F2025%2F07%2F02%2Fa.jpeg&w=1920&q=75">"#;
+        assert!(sanitize(html, &base()).contains(r#"src="https://unn.ua/img/2025/07/02/a.jpeg""#));
+    }
+
+    #[test]
+    fn related_cards_and_counters_are_removed() {
+        let mut doc = Html::parse_document(
+            r#"<div id="body"><p>Real text.</p>
+            <div><a href="/x"><div>Committee supported it</div><span>18.06.25, 18:25</span> • <span>4957 views</span></a></div>
+            <span>743 views</span><p>More text.</p><div><span></span></div></div>"#,
+        );
+        let root = doc.select(&Selector::parse("#body").unwrap()).next().unwrap().id();
+        remove_noise(&mut doc, &[root], &[]);
+        let html = ElementRef::wrap(doc.tree.get(root).unwrap()).unwrap().html();
+        assert!(html.contains("Real text.") && html.contains("More text."));
+        assert!(!html.contains("Committee") && !html.contains("views"), "{html}");
+        assert!(!html.contains("<span></span>"), "{html}");
+    }
+}

@@ -1,0 +1,183 @@
+//! The generic extractor, for pages no site rule covers: finds the element that holds the article
+//! by scoring text-bearing blocks (in the spirit of Readability) over the one `scraper` DOM.
+//!
+//! Every paragraph-like block scores by its length and commas; the score flows to its parent and,
+//! diminished, to two more ancestors. A container's total is weighted by its tag and class/id
+//! names and discounted by how much of its text is link text. The best container wins, together
+//! with siblings that look like more of the same article.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use ego_tree::NodeId;
+use regex::Regex;
+use scraper::{ElementRef, Html, Selector};
+
+static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static MAYBE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)and|article|body|column|content|main|shadow|story|entry|post|text")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static PARAGRAPHS: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse("p, pre, td, blockquote, h2, h3, li")
+        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+static BODY: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("body").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+
+/// The ids of the elements that make the article, in document order; empty when nothing scores.
+pub fn find_article(doc: &Html) -> Vec<NodeId> {
+    let Some(body) = doc.select(&BODY).next() else { return Vec::new() };
+    let mut scores: HashMap<NodeId, f64> = HashMap::new();
+    for block in body.select(&PARAGRAPHS) {
+        if is_unlikely_inside(&block) {
+            continue;
+        }
+        let text = collapsed_len(&block);
+        if text < 25 || matches!(block.value().name(), "li" | "td") && text < 60 {
+            continue;
+        }
+        let commas = block.text().map(|t| t.matches([',', '،', '，']).count()).sum::<usize>();
+        let score = 1.0 + commas as f64 + (text as f64 / 100.0).min(3.0);
+        let ancestors = block.ancestors().filter_map(ElementRef::wrap).take(3);
+        for (level, ancestor) in ancestors.enumerate() {
+            let share = match level {
+                0 => 1.0,
+                1 => 0.5,
+                _ => 1.0 / (level as f64 * 3.0),
+            };
+            *scores.entry(ancestor.id()).or_insert_with(|| initial_score(&ancestor)) += score * share;
+        }
+    }
+    let ranked = scores.iter().filter_map(|(&id, &score)| {
+        let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
+        Some((element, score * (1.0 - link_density(&element))))
+    });
+    let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return Vec::new() };
+    with_siblings(top, top_score, &scores)
+}
+
+/// The top candidate plus siblings that carry more of the same article.
+fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>) -> Vec<NodeId> {
+    let Some(parent) = top.parent() else { return vec![top.id()] };
+    let threshold = (top_score * 0.2).max(10.0);
+    let top_class = top.value().attr("class").unwrap_or("");
+    parent
+        .children()
+        .filter_map(ElementRef::wrap)
+        .filter(|sibling| {
+            if sibling.id() == top.id() {
+                return true;
+            }
+            let mut bonus = 0.0;
+            if !top_class.is_empty() && sibling.value().attr("class") == Some(top_class) {
+                bonus = top_score * 0.2;
+            }
+            let score = scores.get(&sibling.id()).map(|s| s * (1.0 - link_density(sibling)));
+            if score.is_some_and(|s| s + bonus >= threshold) {
+                return true;
+            }
+            if sibling.value().name() == "p" {
+                let len = collapsed_len(sibling);
+                let density = link_density(sibling);
+                let text: String = sibling.text().collect();
+                return (len > 80 && density < 0.25) || (len > 0 && len <= 80 && density == 0.0 && text.trim_end().ends_with('.'));
+            }
+            false
+        })
+        .map(|e| e.id())
+        .collect()
+}
+
+fn initial_score(element: &ElementRef) -> f64 {
+    let tag = match element.value().name() {
+        "div" | "article" | "main" | "section" => 5.0,
+        "pre" | "td" | "blockquote" => 3.0,
+        "address" | "ol" | "ul" | "dl" | "dd" | "dt" | "li" | "form" => -3.0,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+        _ => 0.0,
+    };
+    tag + class_weight(element)
+}
+
+fn class_weight(element: &ElementRef) -> f64 {
+    let mut weight = 0.0;
+    for value in [element.value().attr("class"), element.value().attr("id")].into_iter().flatten() {
+        if NEGATIVE.is_match(value) {
+            weight -= 25.0;
+        }
+        if POSITIVE.is_match(value) {
+            weight += 25.0;
+        }
+    }
+    weight
+}
+
+/// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars?
+fn is_unlikely_inside(block: &ElementRef) -> bool {
+    std::iter::once(*block).chain(block.ancestors().filter_map(ElementRef::wrap)).any(|e| {
+        let v = e.value();
+        if matches!(v.name(), "nav" | "footer" | "aside" | "header" | "form") {
+            return true;
+        }
+        if matches!(v.name(), "body" | "html" | "article" | "main") {
+            return false;
+        }
+        let names = format!("{} {}", v.attr("class").unwrap_or(""), v.attr("id").unwrap_or(""));
+        UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
+            || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"))
+    })
+}
+
+fn collapsed_len(element: &ElementRef) -> usize {
+    element.text().flat_map(str::split_whitespace).map(|w| w.chars().count() + 1).sum()
+}
+
+static LINKS: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("a").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+
+/// Share of an element's text that is inside links.
+fn link_density(element: &ElementRef) -> f64 {
+    let total = collapsed_len(element);
+    if total == 0 {
+        return 0.0;
+    }
+    let linked: usize = element.select(&LINKS).map(|a| collapsed_len(&a)).sum();
+    (linked as f64 / total as f64).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_article_among_furniture() {
+        let page = Html::parse_document(
+            r#"<html><body><nav><p>Home, News, Sport, Weather, and all the other menu items here</p></nav>
+            <div class="sidebar"><p>Most read: something else entirely, with commas, many commas</p></div>
+            <div class="article-body"><p>The first paragraph of the story, which is long enough to count, with a comma.</p>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div>
+            <footer><p>Copyright, all rights reserved, contact us, privacy policy, terms</p></footer></body></html>"#,
+        );
+        let ids = find_article(&page);
+        let html: String = ids.iter().filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap)).map(|e| e.html()).collect();
+        assert!(html.contains("first paragraph") && html.contains("second paragraph"), "{html}");
+        assert!(!html.contains("Most read") && !html.contains("Copyright"), "{html}");
+    }
+
+    #[test]
+    fn empty_page_has_no_article() {
+        assert!(find_article(&Html::parse_document("")).is_empty());
+    }
+}

@@ -1,0 +1,185 @@
+//! The extract stage: an article page's HTML → its clean body, as sanitized HTML and plain text.
+//!
+//! Steps, in order of trust: the site rule for the page's host ([`rules`]), then the generic
+//! extractor ([`generic`]). Whatever step picks the body, [`clean`] removes noise and sanitizes it
+//! last. Parsing and scoring are CPU work: async callers run [`Extractor::extract`] off the I/O
+//! threads (`spawn_blocking`).
+
+pub mod clean;
+pub mod generic;
+pub mod rules;
+pub mod text;
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use ego_tree::NodeId;
+use scraper::{ElementRef, Html, Selector};
+use serde::Serialize;
+use url::Url;
+
+pub use rules::{SiteRule, SiteRules};
+
+/// Which step produced an article body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// A site rule's body selectors.
+    Rule,
+    /// The generic extractor.
+    Generic,
+    /// The feed's own content or description.
+    Feed,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Rule => "rule",
+            Step::Generic => "generic",
+            Step::Feed => "feed",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An extracted article body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Article {
+    pub title: Option<String>,
+    /// Sanitized HTML with absolute URLs.
+    pub html: String,
+    /// Plain text, one block per line.
+    pub text: String,
+    pub step: Step,
+}
+
+/// A site rule existed for the page but none of its body selectors matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleMiss {
+    pub host: String,
+    /// Where the rule is defined (`config/sites/unn.toml`, `user config`).
+    pub rule: String,
+}
+
+/// What extraction found on one page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extraction {
+    pub article: Option<Article>,
+    pub rule_miss: Option<RuleMiss>,
+}
+
+/// Runs the extraction steps; built once, shared by every poll.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    rules: SiteRules,
+}
+
+static TITLE: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse(r#"meta[property="og:title"], title, h1"#).unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+
+impl Extractor {
+    pub fn new(rules: SiteRules) -> Extractor {
+        Extractor { rules }
+    }
+
+    pub fn rules(&self) -> &SiteRules {
+        &self.rules
+    }
+
+    /// Extracts the article of a page fetched from `url`.
+    pub fn extract(&self, html: &str, url: &Url) -> Extraction {
+        let mut doc = Html::parse_document(html);
+        let title = page_title(&doc);
+        let host = url.host_str().unwrap_or_default();
+        let mut rule_miss = None;
+        if let Some(rule) = self.rules.for_host(host) {
+            if let Some(roots) = rule_roots(&doc, rule) {
+                let strip: Vec<&Selector> = rule.strip.iter().map(|s| &s.selector).collect();
+                if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, title.clone()) {
+                    return Extraction { article: Some(article), rule_miss: None };
+                }
+            }
+            rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
+        }
+        let roots = generic::find_article(&doc);
+        let article = finish(&mut doc, &roots, &[], url, Step::Generic, title);
+        Extraction { article, rule_miss }
+    }
+
+    /// The feed's own content or description, sanitized the same way as a page body.
+    pub fn from_feed(html: &str, url: &Url) -> Option<Article> {
+        let html = clean::sanitize(html, url);
+        let text = text::html_to_text(&html);
+        (!text.is_empty()).then_some(Article { title: None, html, text, step: Step::Feed })
+    }
+}
+
+/// The elements a rule selects: all matches of its first body selector that matches anything,
+/// without elements nested inside another match.
+fn rule_roots(doc: &Html, rule: &SiteRule) -> Option<Vec<NodeId>> {
+    rule.body.iter().find_map(|body| {
+        let matched: Vec<ElementRef> = doc.select(&body.selector).collect();
+        let ids: Vec<NodeId> = matched
+            .iter()
+            .filter(|e| !e.ancestors().any(|a| matched.iter().any(|m| m.id() == a.id())))
+            .map(|e| e.id())
+            .collect();
+        (!ids.is_empty()).then_some(ids)
+    })
+}
+
+/// Cleans the chosen elements, then serializes and sanitizes them; `None` when no text remains.
+fn finish(
+    doc: &mut Html,
+    roots: &[NodeId],
+    strip: &[&Selector],
+    url: &Url,
+    step: Step,
+    title: Option<String>,
+) -> Option<Article> {
+    if roots.is_empty() {
+        return None;
+    }
+    clean::remove_noise(doc, roots, strip);
+    let raw: String = roots
+        .iter()
+        .filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap))
+        .map(|e| e.html())
+        .collect();
+    let html = clean::sanitize(&raw, url);
+    let text = text::html_to_text(&html);
+    (!text.is_empty()).then_some(Article { title, html, text, step })
+}
+
+fn page_title(doc: &Html) -> Option<String> {
+    doc.select(&TITLE).find_map(|e| {
+        let text = match e.value().name() {
+            "meta" => e.value().attr("content").unwrap_or_default().to_owned(),
+            _ => e.text().collect(),
+        };
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        (!text.is_empty()).then_some(text)
+    })
+}
+
+static CANONICAL: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse(r#"link[rel="canonical"], meta[property="og:url"]"#)
+        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+
+/// The page's own idea of its URL: `<link rel="canonical">`, else `og:url`.
+pub fn canonical_url(html: &str) -> Option<Url> {
+    let doc = Html::parse_document(html);
+    let found = doc.select(&CANONICAL).find_map(|e| {
+        let value = e.value().attr("href").or_else(|| e.value().attr("content"))?;
+        Url::parse(value.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
+    });
+    found
+}

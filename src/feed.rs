@@ -1,0 +1,160 @@
+//! The parse stage: feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed) → [`FeedItem`]s, via feed-rs.
+//!
+//! Only what later stages need is kept, already tidied: titles without CDATA padding or line breaks,
+//! links resolved against the feed URL, one author line, plain category names.
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+/// A body that is not a feed feed-rs can read.
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable feed: {0}")]
+pub struct ParseError(String);
+
+/// The parsed feed: its title and items, in feed order.
+#[derive(Debug)]
+pub struct ParsedFeed {
+    pub title: Option<String>,
+    pub items: Vec<FeedItem>,
+}
+
+/// One item as the feed describes it.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    /// The feed's id for the item (RSS guid, Atom id, JSON Feed id; feed-rs derives one if absent).
+    pub guid: String,
+    pub link: Option<Url>,
+    pub title: String,
+    pub author: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    pub updated: Option<DateTime<Utc>>,
+    pub categories: Vec<String>,
+    /// Description/summary as the feed sent it (HTML or text).
+    pub summary: Option<String>,
+    /// Full content as the feed sent it, when it sends any.
+    pub content: Option<String>,
+    /// An image enclosure or media thumbnail.
+    pub image: Option<Url>,
+}
+
+/// Parses a feed document fetched from `url`.
+pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
+    let feed = feed_rs::parser::Builder::new()
+        .base_uri(Some(url.as_str()))
+        .build()
+        .parse(bytes)
+        .map_err(|e| ParseError(e.to_string()))?;
+    let items = feed.entries.into_iter().map(|entry| item(entry, url)).collect();
+    Ok(ParsedFeed { title: feed.title.map(|t| tidy_line(&t.content)), items })
+}
+
+fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
+    let link = entry
+        .links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|rel| rel == "alternate"))
+        .or(entry.links.first())
+        .and_then(|l| feed_url.join(l.href.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    let author = entry
+        .authors
+        .iter()
+        .filter_map(|p| p.name.as_deref().map(tidy_line).filter(|n| !n.is_empty()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let image = entry
+        .media
+        .iter()
+        .flat_map(|m| {
+            let contents = m.content.iter().filter(|c| {
+                c.content_type.as_ref().is_none_or(|t| t.ty() == "image")
+            });
+            contents.filter_map(|c| c.url.clone()).chain(m.thumbnails.iter().filter_map(|t| Url::parse(&t.image.uri).ok()))
+        })
+        .next();
+    FeedItem {
+        guid: entry.id.trim().to_owned(),
+        title: entry.title.map(|t| tidy_line(&t.content)).unwrap_or_default(),
+        link,
+        author: (!author.is_empty()).then_some(author),
+        published: entry.published.or(entry.updated),
+        updated: entry.updated,
+        categories: entry
+            .categories
+            .iter()
+            .map(|c| tidy_line(c.label.as_deref().unwrap_or(&c.term)))
+            .filter(|c| !c.is_empty())
+            .collect(),
+        summary: entry.summary.map(|t| t.content.trim().to_owned()).filter(|s| !s.is_empty()),
+        content: entry.content.and_then(|c| c.body).map(|b| b.trim().to_owned()).filter(|s| !s.is_empty()),
+        image,
+    }
+}
+
+/// One line of text: CDATA padding, line breaks and runs of spaces collapsed.
+fn tidy_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url() -> Url {
+        Url::parse("https://unn.ua/rss/news_uk.xml").unwrap()
+    }
+
+    #[test]
+    fn rss2_with_cdata_padding_and_enclosure() {
+        let rss = br#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>UNN</title>
+<item><title><![CDATA[
+   North Korea to send troops   ]]></title>
+<link>https://unn.ua/en/news/north-korea</link><guid>https://unn.ua/en/news/north-korea</guid>
+<description><![CDATA[ The lead. ]]></description><category>World</category>
+<pubDate>Wed, 02 Jul 2025 10:00:00 +0300</pubDate>
+<enclosure url="https://unn.ua/img/a.jpg" type="image/jpeg" length="1"/></item>
+</channel></rss>"#;
+        let feed = parse(rss, &url()).unwrap();
+        assert_eq!(feed.title.as_deref(), Some("UNN"));
+        let item = &feed.items[0];
+        assert_eq!(item.title, "North Korea to send troops");
+        assert_eq!(item.link.as_ref().unwrap().as_str(), "https://unn.ua/en/news/north-korea");
+        assert_eq!(item.summary.as_deref(), Some("The lead."));
+        assert_eq!(item.categories, vec!["World"]);
+        assert_eq!(item.published.unwrap().to_rfc3339(), "2025-07-02T07:00:00+00:00");
+        assert_eq!(item.image.as_ref().unwrap().as_str(), "https://unn.ua/img/a.jpg");
+    }
+
+    #[test]
+    fn atom_and_json_feed_parse() {
+        let atom = br#"<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id><updated>2025-01-01T00:00:00Z</updated>
+<entry><id>urn:1</id><title>One</title><link href="/one"/><updated>2025-01-01T00:00:00Z</updated><author><name>Ann</name></author><content type="html">&lt;p&gt;Body&lt;/p&gt;</content></entry></feed>"#;
+        let item = &parse(atom, &url()).unwrap().items[0];
+        assert_eq!(item.guid, "urn:1");
+        assert_eq!(item.link.as_ref().unwrap().as_str(), "https://unn.ua/one");
+        assert_eq!(item.author.as_deref(), Some("Ann"));
+        assert_eq!(item.content.as_deref(), Some("<p>Body</p>"));
+
+        let json = br#"{"version":"https://jsonfeed.org/version/1.1","title":"J","items":[{"id":"7","url":"https://e.com/7","title":"Seven","content_html":"<p>x</p>"}]}"#;
+        let item = &parse(json, &url()).unwrap().items[0];
+        assert_eq!((item.guid.as_str(), item.title.as_str()), ("7", "Seven"));
+    }
+
+    #[test]
+    fn rss1_and_rss091_parse() {
+        let rss1 = br#"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
+<channel rdf:about="https://e.com/"><title>R1</title><link>https://e.com/</link><description>d</description></channel>
+<item rdf:about="https://e.com/1"><title>First</title><link>https://e.com/1</link></item></rdf:RDF>"#;
+        assert_eq!(parse(rss1, &url()).unwrap().items[0].title, "First");
+        let rss091 = br#"<rss version="0.91"><channel><title>Old</title><link>https://e.com/</link><description>d</description>
+<item><title>Oldie</title><link>https://e.com/o</link></item></channel></rss>"#;
+        assert_eq!(parse(rss091, &url()).unwrap().items[0].title, "Oldie");
+    }
+
+    #[test]
+    fn html_is_not_a_feed() {
+        assert!(parse(b"<html><body>hello</body></html>", &url()).is_err());
+        assert!(parse(b"", &url()).is_err());
+    }
+}

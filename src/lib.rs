@@ -1,0 +1,32 @@
+//! feedmill turns news feeds into one clean, deduplicated, full-text feed.
+//!
+//! # Layout
+//!
+//! The pipeline, one module per stage; data flows one way, top to bottom:
+//!
+//! - [`config`]: the TOML file → a validated [`config::Config`].
+//! - [`schedule`]: a tokio-cron-scheduler job per source.
+//! - [`poll`]: one poll of one source — the place that orders the stages below.
+//! - [`fetch`]: HTTP for feeds and pages: deadlines, size caps, conditional GET, SSRF guard.
+//! - [`feed`]: feed bytes → items (feed-rs).
+//! - [`extract`]: article page → clean body (site rules, generic extractor, sanitizer).
+//! - [`dedup`]: what makes two items the same article.
+//! - [`store`]: SQLite through one writer thread.
+//! - [`publish`]: stored items → the Atom feed.
+//! - [`server`]: HTTP endpoints.
+//!
+//! [`daemon`] wires them together for `feedmill run` and `feedmill poll`; [`shutdown`] carries the
+//! stop signal to every task.
+
+pub mod config;
+pub mod daemon;
+pub mod dedup;
+pub mod extract;
+pub mod feed;
+pub mod fetch;
+pub mod poll;
+pub mod publish;
+pub mod schedule;
+pub mod server;
+pub mod shutdown;
+pub mod store;

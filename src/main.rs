@@ -1,0 +1,289 @@
+//! The `feedmill` command line: parses arguments, sets up logging, calls the library.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use feedmill::config::{Config, ConfigError, FetchConfig, DEFAULT_CONFIG_PATH};
+use feedmill::extract::{Extraction, Extractor, SiteRules};
+use feedmill::fetch::{charset::decode_html, Fetcher};
+use url::Url;
+
+/// Exit code for a configuration that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "feedmill", version, about = "Turns news feeds into one clean, deduplicated, full-text feed")]
+struct Cli {
+    /// Configuration file [default: $FEEDMILL_CONFIG, else config/feedmill.toml]
+    #[arg(short, long, global = true, env = "FEEDMILL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll every source on its schedule (and once at start) and serve HTTP.
+    Run,
+    /// Poll every source (or one) once, store the items, print a summary per source.
+    Poll {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Validate the configuration and print the resolved sources.
+    CheckConfig,
+    /// Extract the article from HTML files (plain or .gz) or http(s) URLs.
+    Extract {
+        /// The page's URL, for files: picks the site rule and resolves relative links
+        /// [default: the page's canonical link].
+        #[arg(long)]
+        url: Option<Url>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write one file per input here (`a.html` → `DIR/a.txt`) instead of printing.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        #[arg(required = true)]
+        inputs: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Html,
+    Json,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Text => "txt",
+            Format::Html => "html",
+            Format::Json => "json",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("feedmill: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("feedmill: {error:#}");
+            if error.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let explicit_config = cli.config.is_some();
+    let config_path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match cli.command {
+        Command::Run => {
+            let config = Config::load(&config_path)?;
+            feedmill::daemon::run(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { source } => poll(&Config::load(&config_path)?, source.as_deref()).await,
+        Command::CheckConfig => {
+            let config = Config::load(&config_path)?;
+            print_config(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract { url, format, out_dir, inputs } => {
+            // Extraction works without a config file (built-in rules); an explicit one must load.
+            let config = match Config::load(&config_path) {
+                Ok(config) => Some(config),
+                Err(ConfigError::Read { .. }) if !explicit_config => None,
+                Err(error) => return Err(error.into()),
+            };
+            extract(config.as_ref(), url, format, out_dir.as_deref(), &inputs).await
+        }
+    }
+}
+
+/// Exit status: 0 when at least one source (or the only one asked for) was polled successfully.
+async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let reports = feedmill::daemon::poll_once(config, only).await?;
+    for report in &reports {
+        let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
+        let seconds = report.duration.as_secs_f64();
+        match &report.error {
+            None => println!(
+                "{}: HTTP {status}, {} new, {} duplicate, {seconds:.2}s",
+                report.source, report.new, report.duplicate
+            ),
+            Some(error) => println!("{}: FAILED (HTTP {status}) after {seconds:.2}s: {error}", report.source),
+        }
+    }
+    let all_failed = !reports.is_empty() && reports.iter().all(|r| r.error.is_some());
+    Ok(if all_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn print_config(config: &Config) -> anyhow::Result<()> {
+    let rules = SiteRules::new(&config.sites)?;
+    println!("config: {}", config.path.display());
+    println!("storage: {}", config.storage.path.display());
+    println!("server: {} (public URL {})", config.server.listen, config.server.public_url);
+    println!("feed: \"{}\", {} items", config.feed.title, config.feed.max_items);
+    println!(
+        "fetch: timeout {}s, body cap {} bytes, proxy {}, private networks {}",
+        config.fetch.timeout_secs,
+        config.fetch.max_body_bytes,
+        config.fetch.proxy.as_ref().map_or("from environment".to_owned(), Url::to_string),
+        if config.fetch.allow_private_networks { "allowed" } else { "refused" },
+    );
+    println!("sources ({}):", config.sources.len());
+    for s in &config.sources {
+        let tags = if s.tags.is_empty() { String::new() } else { format!(" tags={}", s.tags.join(",")) };
+        println!("  {}  {}  {}  full_text={}{tags}", s.name, s.url, s.schedule, s.full_text);
+    }
+    println!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
+    Ok(())
+}
+
+async fn extract(
+    config: Option<&Config>,
+    url: Option<Url>,
+    format: Format,
+    out_dir: Option<&Path>,
+    inputs: &[String],
+) -> anyhow::Result<ExitCode> {
+    let rules = SiteRules::new(config.map_or(&[][..], |c| &c.sites))?;
+    let extractor = Extractor::new(rules);
+    let fetch_config = config.map_or_else(FetchConfig::default, |c| c.fetch.clone());
+    let fetcher = Fetcher::new(&fetch_config)?;
+    if let Some(dir) = out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut failures = 0;
+    for input in inputs {
+        let result = extract_one(&extractor, &fetcher, input, url.as_ref()).await;
+        let (page_url, extraction) = match result {
+            Ok(found) => found,
+            Err(error) => {
+                eprintln!("feedmill: {input}: {error:#}");
+                failures += 1;
+                continue;
+            }
+        };
+        if let Some(miss) = &extraction.rule_miss {
+            eprintln!("feedmill: {input}: site rule from {} matched nothing on {}", miss.rule, miss.host);
+        }
+        if extraction.article.is_none() {
+            eprintln!("feedmill: {input}: no article found");
+            failures += 1;
+        }
+        let output = render_extraction(&page_url, &extraction, format)?;
+        match out_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
+                std::fs::write(&path, output).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            None => println!("{output}"),
+        }
+    }
+    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn extract_one(
+    extractor: &Extractor,
+    fetcher: &Fetcher,
+    input: &str,
+    url: Option<&Url>,
+) -> anyhow::Result<(Url, Extraction)> {
+    let (html, page_url) = if input.starts_with("http://") || input.starts_with("https://") {
+        let input_url = Url::parse(input)?;
+        let page = fetcher.fetch_page(&input_url).await?;
+        (decode_html(&page.body, page.content_type.as_deref()), page.url)
+    } else {
+        let bytes = read_input(Path::new(input))?;
+        let html = decode_html(&bytes, None);
+        let page_url = match url {
+            Some(url) => url.clone(),
+            None => feedmill::extract::canonical_url(&html)
+                .or_else(|| std::path::absolute(input).ok().and_then(|p| Url::from_file_path(p).ok()))
+                .with_context(|| "cannot make a URL for this file; pass --url")?,
+        };
+        (html, page_url)
+    };
+    let extraction = tokio::task::spawn_blocking({
+        let (extractor, page_url) = (extractor.clone(), page_url.clone());
+        move || extractor.extract(&html, &page_url)
+    })
+    .await?;
+    Ok((page_url, extraction))
+}
+
+/// A file's bytes, gunzipped when it ends in `.gz`.
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{}: not valid gzip", path.display()))?;
+        Ok(bytes)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// `dir/a.html` → `a`, `x.html.gz` → `x`, `https://e.com/news/item` → `item`.
+fn output_stem(input: &str) -> String {
+    let name = input.trim_end_matches('/').rsplit('/').next().unwrap_or(input);
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name);
+    if stem.is_empty() { "index".to_owned() } else { stem.to_owned() }
+}
+
+fn render_extraction(page_url: &Url, extraction: &Extraction, format: Format) -> anyhow::Result<String> {
+    let article = extraction.article.as_ref();
+    Ok(match format {
+        Format::Text => article.map(|a| a.text.clone()).unwrap_or_default(),
+        Format::Html => article.map(|a| a.html.clone()).unwrap_or_default(),
+        Format::Json => serde_json::to_string_pretty(&serde_json::json!({
+            "url": page_url.as_str(),
+            "title": article.and_then(|a| a.title.as_deref()),
+            "step": article.map(|a| a.step),
+            "text": article.map(|a| a.text.as_str()),
+            "html": article.map(|a| a.html.as_str()),
+            "rule_miss": extraction.rule_miss,
+        }))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_replace_the_extension() {
+        assert_eq!(output_stem("pages/a.html"), "a");
+        assert_eq!(output_stem("x/06e5.html.gz"), "06e5");
+        assert_eq!(output_stem("https://e.com/news/item"), "item");
+    }
+}

@@ -1,0 +1,338 @@
+//! The store's operations: each is one read or one write transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Store, StoreError};
+use crate::config::Source;
+use crate::fetch::Validators;
+
+/// An item a poll wants stored: new to this source (by GUID).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub guid: String,
+    pub canonical_link: Option<String>,
+    pub link: Option<String>,
+    pub title: String,
+    pub author: Option<String>,
+    pub published: Option<i64>,
+    pub updated: Option<i64>,
+    pub categories: Vec<String>,
+    pub summary: Option<String>,
+    pub content_html: Option<String>,
+    pub content_text: Option<String>,
+    pub extracted_by: String,
+}
+
+/// The result of a successful poll, committed together with its candidates.
+#[derive(Debug, Clone, Default)]
+pub struct PollSuccess {
+    pub status: u16,
+    pub feed_title: Option<String>,
+    /// New validators; `None` keeps the stored ones (a 304, or a poll cut short by shutdown).
+    pub validators: Option<Validators>,
+    pub next_poll_at: Option<i64>,
+}
+
+/// What a commit did with the candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitCounts {
+    /// Stored as new items.
+    pub new: usize,
+    /// Already stored (same GUID from this source, or same canonical link from any source).
+    pub duplicate: usize,
+}
+
+/// A source with its poll state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceRow {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub last_poll_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub error_count: i64,
+    pub next_poll_at: Option<i64>,
+    pub item_count: i64,
+}
+
+/// An item as published, with the source it came from.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    pub id: i64,
+    pub link: Option<String>,
+    pub title: String,
+    pub author: Option<String>,
+    pub published: Option<i64>,
+    pub updated: Option<i64>,
+    pub first_seen: i64,
+    pub categories: Vec<String>,
+    pub summary: Option<String>,
+    pub content_html: Option<String>,
+    pub source_name: String,
+    pub source_title: Option<String>,
+    pub source_url: String,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Store {
+    /// Makes sure every configured source has a row (updating its URL) and returns name → id.
+    /// Sources no longer configured keep their rows and items.
+    pub async fn sync_sources(&self, sources: &[Source]) -> Result<HashMap<String, i64>, StoreError> {
+        let sources: Vec<(String, String)> = sources.iter().map(|s| (s.name.clone(), s.url.to_string())).collect();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut ids = HashMap::new();
+            for (name, url) in sources {
+                let id: i64 = tx.query_row(
+                    "INSERT INTO sources (name, url) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET url = excluded.url
+                     RETURNING id",
+                    params![name, url],
+                    |row| row.get(0),
+                )?;
+                ids.insert(name, id);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// The stored ETag and Last-Modified of a source.
+    pub async fn validators(&self, source_id: i64) -> Result<Validators, StoreError> {
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT etag, last_modified FROM sources WHERE id = ?1",
+                    [source_id],
+                    |row| Ok(Validators { etag: row.get(0)?, last_modified: row.get(1)? }),
+                )
+                .optional()?;
+            Ok(row.unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Which of these GUIDs this source has already delivered, and which canonical links any
+    /// source has.
+    pub async fn known(
+        &self,
+        source_id: i64,
+        guids: Vec<String>,
+        links: Vec<String>,
+    ) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+        self.read(move |conn| {
+            let mut guid_query = conn.prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
+            let mut known_guids = HashSet::new();
+            for guid in guids {
+                if guid_query.exists(params![source_id, guid])? {
+                    known_guids.insert(guid);
+                }
+            }
+            let mut link_query = conn.prepare_cached("SELECT 1 FROM items WHERE canonical_link = ?1")?;
+            let mut known_links = HashSet::new();
+            for link in links {
+                if link_query.exists([&link])? {
+                    known_links.insert(link);
+                }
+            }
+            Ok((known_guids, known_links))
+        })
+        .await
+    }
+
+    /// Stores a poll's candidates and the source's new state in one transaction.
+    pub async fn commit_poll(
+        &self,
+        source_id: i64,
+        candidates: Vec<Candidate>,
+        success: PollSuccess,
+    ) -> Result<CommitCounts, StoreError> {
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let mut counts = CommitCounts::default();
+            for candidate in &candidates {
+                if insert_candidate(&tx, source_id, candidate)? {
+                    counts.new += 1;
+                } else {
+                    counts.duplicate += 1;
+                }
+            }
+            let (etag, last_modified, replace_validators) = match &success.validators {
+                Some(v) => (v.etag.clone(), v.last_modified.clone(), true),
+                None => (None, None, false),
+            };
+            tx.execute(
+                "UPDATE sources SET
+                    title = COALESCE(?2, title),
+                    etag = CASE WHEN ?5 THEN ?3 ELSE etag END,
+                    last_modified = CASE WHEN ?5 THEN ?4 ELSE last_modified END,
+                    last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
+                    last_error = NULL, error_count = 0, next_poll_at = ?8
+                 WHERE id = ?1",
+                params![
+                    source_id,
+                    success.feed_title,
+                    etag,
+                    last_modified,
+                    replace_validators,
+                    now(),
+                    success.status,
+                    success.next_poll_at
+                ],
+            )?;
+            tx.commit()?;
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// Records a failed poll; stored items are untouched.
+    pub async fn record_failure(
+        &self,
+        source_id: i64,
+        status: Option<u16>,
+        error: String,
+        next_poll_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE sources SET last_poll_at = ?2, last_status = ?3, last_error = ?4,
+                    error_count = error_count + 1, next_poll_at = ?5
+                 WHERE id = ?1",
+                params![source_id, now(), status, error, next_poll_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest items across all sources, newest first.
+    pub async fn latest_items(&self, limit: usize) -> Result<Vec<StoredItem>, StoreError> {
+        self.read(move |conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
+                        i.categories, i.summary, i.content_html, s.name, s.title, s.url
+                 FROM items i JOIN sources s ON s.id = i.source_id
+                 ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC
+                 LIMIT ?1",
+            )?;
+            let rows = query.query_map([limit as i64], |row| {
+                Ok((
+                    StoredItem {
+                        id: row.get(0)?,
+                        link: row.get(1)?,
+                        title: row.get(2)?,
+                        author: row.get(3)?,
+                        published: row.get(4)?,
+                        updated: row.get(5)?,
+                        first_seen: row.get(6)?,
+                        categories: Vec::new(),
+                        summary: row.get(8)?,
+                        content_html: row.get(9)?,
+                        source_name: row.get(10)?,
+                        source_title: row.get(11)?,
+                        source_url: row.get(12)?,
+                    },
+                    row.get::<_, String>(7)?,
+                ))
+            })?;
+            let mut items = Vec::new();
+            for row in rows {
+                let (mut item, categories) = row?;
+                item.categories = serde_json::from_str(&categories)?;
+                items.push(item);
+            }
+            Ok(items)
+        })
+        .await
+    }
+
+    /// Every source with its poll state and item count, by name.
+    pub async fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
+        self.read(|conn| {
+            let mut query = conn.prepare_cached(
+                "SELECT s.id, s.name, s.url, s.title, s.last_poll_at, s.last_success_at, s.last_status,
+                        s.last_error, s.error_count, s.next_poll_at,
+                        (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id)
+                 FROM sources s ORDER BY s.name",
+            )?;
+            let rows = query.query_map([], |row| {
+                Ok(SourceRow {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    url: row.get(2)?,
+                    title: row.get(3)?,
+                    last_poll_at: row.get(4)?,
+                    last_success_at: row.get(5)?,
+                    last_status: row.get(6)?,
+                    last_error: row.get(7)?,
+                    error_count: row.get(8)?,
+                    next_poll_at: row.get(9)?,
+                    item_count: row.get(10)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+/// Inserts one candidate; `false` when it was already stored (then only its GUID is recorded).
+fn insert_candidate(conn: &Connection, source_id: i64, c: &Candidate) -> Result<bool, StoreError> {
+    let known_guid = conn
+        .prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?
+        .exists(params![source_id, c.guid])?;
+    if known_guid {
+        return Ok(false);
+    }
+    let existing: Option<i64> = match &c.canonical_link {
+        Some(link) => conn
+            .prepare_cached("SELECT id FROM items WHERE canonical_link = ?1")?
+            .query_row([link], |row| row.get(0))
+            .optional()?,
+        None => None,
+    };
+    let (item_id, is_new) = match existing {
+        Some(id) => (id, false),
+        None => {
+            let id = conn
+                .prepare_cached(
+                    "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
+                        categories, summary, content_html, content_text, extracted_by, first_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                     RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        source_id,
+                        c.canonical_link,
+                        c.link,
+                        c.title,
+                        c.author,
+                        c.published,
+                        c.updated,
+                        serde_json::to_string(&c.categories)?,
+                        c.summary,
+                        c.content_html,
+                        c.content_text,
+                        c.extracted_by,
+                        now()
+                    ],
+                    |row| row.get(0),
+                )?;
+            (id, true)
+        }
+    };
+    conn.prepare_cached("INSERT INTO item_guids (source_id, guid, item_id) VALUES (?1, ?2, ?3)")?
+        .execute(params![source_id, c.guid, item_id])?;
+    Ok(is_new)
+}
