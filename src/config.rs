@@ -18,17 +18,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/feedmill.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: `{key}`: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, key: String, message: String },
 }
 
 /// The whole, validated configuration.
@@ -54,9 +46,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            path: PathBuf::from("data/feedmill.db"),
-        }
+        Self { path: PathBuf::from("data/feedmill.db") }
     }
 }
 
@@ -89,10 +79,7 @@ pub struct FeedConfig {
 
 impl Default for FeedConfig {
     fn default() -> Self {
-        Self {
-            title: "feedmill".into(),
-            max_items: 100,
-        }
+        Self { title: "feedmill".into(), max_items: 100 }
     }
 }
 
@@ -113,11 +100,7 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
-            user_agent: format!(
-                "feedmill/{} (+{})",
-                env!("CARGO_PKG_VERSION"),
-                env!("CARGO_PKG_HOMEPAGE")
-            ),
+            user_agent: format!("feedmill/{} (+{})", env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_HOMEPAGE")),
             timeout_secs: 20,
             max_body_bytes: 8 * 1024 * 1024,
             proxy: None,
@@ -155,10 +138,7 @@ impl Schedule {
 }
 
 fn cron_parser() -> croner::parser::CronParser {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .dom_and_dow(true)
-        .build()
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).dom_and_dow(true).build()
 }
 
 /// One configured feed, with the defaults applied.
@@ -202,10 +182,7 @@ impl fmt::Debug for CssSelector {
 impl CssSelector {
     pub fn parse(text: &str) -> Result<Self, String> {
         scraper::Selector::parse(text)
-            .map(|selector| Self {
-                text: text.to_owned(),
-                selector,
-            })
+            .map(|selector| Self { text: text.to_owned(), selector })
             .map_err(|e| format!("invalid CSS selector `{text}`: {e}"))
     }
 }
@@ -244,9 +221,7 @@ struct Every(Duration);
 impl<'de> Deserialize<'de> for Every {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_duration(&text)
-            .map(Every)
-            .map_err(serde::de::Error::custom)
+        parse_duration(&text).map(Every).map_err(serde::de::Error::custom)
     }
 }
 
@@ -323,23 +298,20 @@ const DEFAULT_SCHEDULE: &str = "0 */10 * * * *";
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
     /// Validates configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |span: Option<std::ops::Range<usize>>, key: String, message: String| {
-            ConfigError::Invalid {
+        let invalid =
+            |span: Option<std::ops::Range<usize>>, key: String, message: String| ConfigError::Invalid {
                 path: path.to_owned(),
                 line: span.map_or(1, |s| line_of(text, s.start)),
                 key,
                 message,
-            }
-        };
+            };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| invalid(e.span(), "(syntax)".into(), e.message().to_owned()))?;
         let raw: ConfigToml = serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -348,12 +320,9 @@ impl Config {
             invalid(inner.span(), key, inner.message().to_owned())
         })?;
 
-        let default_schedule = pick_schedule(
-            raw.defaults.schedule.clone(),
-            raw.defaults.every,
-        )
-        .map_err(|m| invalid(None, "defaults".into(), m))?
-        .unwrap_or_else(|| Schedule::Cron(DEFAULT_SCHEDULE.into()));
+        let default_schedule = pick_schedule(raw.defaults.schedule.clone(), raw.defaults.every)
+            .map_err(|m| invalid(None, "defaults".into(), m))?
+            .unwrap_or_else(|| Schedule::Cron(DEFAULT_SCHEDULE.into()));
         let default_full_text = raw.defaults.full_text.unwrap_or(true);
 
         let mut sources: Vec<Source> = Vec::with_capacity(raw.sources.len());

@@ -58,7 +58,9 @@ async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, Daemo
 /// config order.
 pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollReport>, DaemonError> {
     let sources: Vec<Source> = match only {
-        Some(name) => vec![config.source(name).cloned().ok_or_else(|| DaemonError::NoSuchSource(name.into()))?],
+        Some(name) => {
+            vec![config.source(name).cloned().ok_or_else(|| DaemonError::NoSuchSource(name.into()))?]
+        }
         None => config.sources.clone(),
     };
     let Pipeline { store, poller } = pipeline(config, Shutdown::never()).await?;

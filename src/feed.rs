@@ -66,10 +66,11 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
         .media
         .iter()
         .flat_map(|m| {
-            let contents = m.content.iter().filter(|c| {
-                c.content_type.as_ref().is_none_or(|t| t.ty() == "image")
-            });
-            contents.filter_map(|c| c.url.clone()).chain(m.thumbnails.iter().filter_map(|t| Url::parse(&t.image.uri).ok()))
+            let contents =
+                m.content.iter().filter(|c| c.content_type.as_ref().is_none_or(|t| t.ty() == "image"));
+            contents
+                .filter_map(|c| c.url.clone())
+                .chain(m.thumbnails.iter().filter_map(|t| Url::parse(&t.image.uri).ok()))
         })
         .next();
     FeedItem {

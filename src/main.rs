@@ -1,6 +1,6 @@
 //! The `feedmill` command line: parses arguments, sets up logging, calls the library.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +15,11 @@ use url::Url;
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "feedmill", version, about = "Turns news feeds into one clean, deduplicated, full-text feed")]
+#[command(
+    name = "feedmill",
+    version,
+    about = "Turns news feeds into one clean, deduplicated, full-text feed"
+)]
 struct Cli {
     /// Configuration file [default: $FEEDMILL_CONFIG, else config/feedmill.toml]
     #[arg(short, long, global = true, env = "FEEDMILL_CONFIG")]
@@ -73,10 +77,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,html5ever=error,selectors=error")
+            }),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -257,7 +263,11 @@ fn output_stem(input: &str) -> String {
     let name = input.trim_end_matches('/').rsplit('/').next().unwrap_or(input);
     let name = name.strip_suffix(".gz").unwrap_or(name);
     let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-    if stem.is_empty() { "index".to_owned() } else { stem.to_owned() }
+    if stem.is_empty() {
+        "index".to_owned()
+    } else {
+        stem.to_owned()
+    }
 }
 
 fn render_extraction(page_url: &Url, extraction: &Extraction, format: Format) -> anyhow::Result<String> {

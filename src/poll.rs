@@ -57,6 +57,8 @@ pub struct PollReport {
 }
 
 type PageResult = Result<Extraction, String>;
+/// A page fetch shared by everyone who asks for the same link, and when it was first asked for.
+type SharedPage = (Instant, Arc<OnceCell<PageResult>>);
 
 /// Polls sources; shared by the scheduler's jobs.
 pub struct Poller {
@@ -68,7 +70,7 @@ pub struct Poller {
     page_slots: Arc<Semaphore>,
     /// Recent and in-flight page fetches by canonical link: two sources announcing the same
     /// article at the same moment cause one request.
-    pages: Mutex<HashMap<String, (Instant, Arc<OnceCell<PageResult>>)>>,
+    pages: Mutex<HashMap<String, SharedPage>>,
 }
 
 impl Poller {
@@ -108,7 +110,9 @@ impl Poller {
             }
             if let Some(&id) = self.source_ids.get(&source.name) {
                 let next = next_poll(source);
-                if let Err(store_error) = self.store.record_failure(id, report.status, error.to_string(), next).await {
+                if let Err(store_error) =
+                    self.store.record_failure(id, report.status, error.to_string(), next).await
+                {
                     tracing::error!(source = %source.name, error = %store_error, "cannot record poll failure");
                 }
             }
@@ -129,13 +133,16 @@ impl Poller {
     }
 
     async fn try_poll(&self, source: &Source, report: &mut PollReport) -> Result<(), PollError> {
-        let source_id =
-            *self.source_ids.get(&source.name).ok_or_else(|| PollError::UnknownSource(source.name.clone()))?;
+        let source_id = *self
+            .source_ids
+            .get(&source.name)
+            .ok_or_else(|| PollError::UnknownSource(source.name.clone()))?;
         let validators = self.store.validators(source_id).await?;
         let fetched = match self.fetcher.fetch_feed(&source.url, &validators).await? {
             FeedResponse::NotModified => {
                 report.status = Some(304);
-                let success = PollSuccess { status: 304, next_poll_at: next_poll(source), ..Default::default() };
+                let success =
+                    PollSuccess { status: 304, next_poll_at: next_poll(source), ..Default::default() };
                 self.store.commit_poll(source_id, Vec::new(), success).await?;
                 return Ok(());
             }
@@ -167,12 +174,17 @@ impl Poller {
 
     /// Items whose GUID this source has not delivered before (first occurrence of a GUID repeated
     /// within the feed), each with its canonical link and whether any source already has that link.
-    async fn new_items(&self, source_id: i64, items: Vec<FeedItem>) -> Result<Vec<(FeedItem, Option<String>, bool)>, StoreError> {
+    async fn new_items(
+        &self,
+        source_id: i64,
+        items: Vec<FeedItem>,
+    ) -> Result<Vec<(FeedItem, Option<String>, bool)>, StoreError> {
         let mut seen = HashSet::new();
         let items: Vec<FeedItem> = items.into_iter().filter(|item| seen.insert(item.guid.clone())).collect();
         let guids = items.iter().map(|i| i.guid.clone()).collect();
         let links: Vec<Option<String>> = items.iter().map(|i| i.link.as_ref().map(canonical_link)).collect();
-        let (known_guids, known_links) = self.store.known(source_id, guids, links.iter().flatten().cloned().collect()).await?;
+        let (known_guids, known_links) =
+            self.store.known(source_id, guids, links.iter().flatten().cloned().collect()).await?;
         Ok(items
             .into_iter()
             .zip(links)
@@ -186,7 +198,11 @@ impl Poller {
 
     /// Builds the candidates, fetching pages where needed. The flag is false when shutdown cut the
     /// page fetching short (unfinished items are left for the next poll).
-    async fn candidates(&self, source: &Source, items: Vec<(FeedItem, Option<String>, bool)>) -> (Vec<Candidate>, bool) {
+    async fn candidates(
+        &self,
+        source: &Source,
+        items: Vec<(FeedItem, Option<String>, bool)>,
+    ) -> (Vec<Candidate>, bool) {
         let mut candidates = Vec::with_capacity(items.len());
         let mut fetches = JoinSet::new();
         for (index, (item, link, link_known)) in items.into_iter().enumerate() {
@@ -221,11 +237,17 @@ impl Poller {
     }
 
     /// The page's extraction, fetched at most once per canonical link while remembered.
-    fn page(&self, canonical: String, url: Url) -> impl std::future::Future<Output = PageResult> + Send + 'static {
+    fn page(
+        &self,
+        canonical: String,
+        url: Url,
+    ) -> impl std::future::Future<Output = PageResult> + Send + 'static {
         let cell = {
             let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
             pages.retain(|_, (at, _)| at.elapsed() < PAGE_MEMORY);
-            Arc::clone(&pages.entry(canonical).or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new()))).1)
+            Arc::clone(
+                &pages.entry(canonical).or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new()))).1,
+            )
         };
         let fetcher = self.fetcher.clone();
         let extractor = Arc::clone(&self.extractor);
@@ -262,7 +284,8 @@ impl Poller {
             Ok(Extraction { article: Some(article), .. }) if article.step == Step::Rule => Some(article),
             Ok(Extraction { article: Some(article), .. }) => {
                 // The generic extractor only wins when it found clearly more than the feed carries.
-                let feed_len = item.content.as_ref().or(item.summary.as_ref()).map_or(0, |t| html_to_text(t).len());
+                let feed_len =
+                    item.content.as_ref().or(item.summary.as_ref()).map_or(0, |t| html_to_text(t).len());
                 (article.text.len() >= 200 && article.text.len() > feed_len).then_some(article)
             }
             Ok(Extraction { article: None, .. }) => None,
@@ -272,10 +295,22 @@ impl Poller {
 
 /// The stored form of an item; without an article, the feed's content (or description) is the body.
 fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Article>) -> Candidate {
-    let base = item.link.clone().unwrap_or_else(|| Url::parse("about:blank").unwrap_or_else(|_| unreachable!()));
-    let article = article.or_else(|| {
+    let base =
+        item.link.clone().unwrap_or_else(|| Url::parse("about:blank").unwrap_or_else(|_| unreachable!()));
+    let mut article = article.or_else(|| {
         item.content.as_deref().or(item.summary.as_deref()).and_then(|html| Extractor::from_feed(html, &base))
     });
+    // The lead image (the page's og:image, else the feed's image enclosure, which UNN's RSS
+    // carries) heads the body unless the body already shows it.
+    let image =
+        article.as_ref().and_then(|a| a.image.clone()).or_else(|| item.image.as_ref().map(Url::to_string));
+    if let (Some(article), Some(image)) = (article.as_mut(), image) {
+        let src = crate::publish::atom::escape(&image);
+        if !article.html.contains(&src) {
+            let figure = format!("<figure><img src=\"{src}\" alt=\"\"></figure>");
+            article.html = format!("{figure}{}", article.html);
+        }
+    }
     let summary = item
         .summary
         .as_deref()
@@ -283,8 +318,8 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
         .filter(|s| !s.is_empty());
     Candidate {
         guid: item.guid,
-        canonical_link,
-        link: item.link.map(String::from),
+        // Published links are the clean ones: no tracking parameters, no fragment.
+        link: canonical_link.clone().or_else(|| item.link.map(String::from)),
         title: item.title,
         author: item.author,
         published: item.published.map(|t| t.timestamp()),
@@ -294,6 +329,7 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
         extracted_by: article.as_ref().map_or(Step::Feed, |a| a.step).as_str().to_owned(),
         content_html: article.as_ref().map(|a| a.html.clone()),
         content_text: article.map(|a| a.text),
+        canonical_link,
     }
 }
 

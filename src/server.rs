@@ -25,10 +25,7 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/feed.atom", get(feed_atom))
-        .route("/healthz", get(healthz))
-        .with_state(state)
+    Router::new().route("/feed.atom", get(feed_atom)).route("/healthz", get(healthz)).with_state(state)
 }
 
 /// Serves until shutdown; connections in flight are finished first.

@@ -45,9 +45,9 @@ pub fn remove_noise(doc: &mut Html, roots: &[NodeId], strip: &[&Selector]) {
         }
         for element in root.descendants().filter_map(ElementRef::wrap) {
             let name = element.value().name();
-            if matches!(name, "a" | "div" | "li" | "section" | "aside") && is_related_card(&element) {
-                doomed.push(element.id());
-            } else if matches!(name, "span" | "div" | "p" | "li" | "small") && is_view_counter(&element) {
+            let card = matches!(name, "a" | "div" | "li" | "section" | "aside") && is_related_card(&element);
+            let counter = matches!(name, "span" | "div" | "p" | "li" | "small") && is_view_counter(&element);
+            if card || counter {
                 doomed.push(element.id());
             }
         }
@@ -124,9 +124,9 @@ pub fn sanitize(html: &str, base: &Url) -> String {
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
         .url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone()))
         .attribute_filter(move |element, attribute, value| match (element, attribute) {
-            ("img", "src") => Some(
-                decode_image_proxy(value, &proxy_base).map_or(Cow::Borrowed(value), Cow::Owned),
-            ),
+            ("img", "src") => {
+                Some(decode_image_proxy(value, &proxy_base).map_or(Cow::Borrowed(value), Cow::Owned))
+            }
             _ => Some(Cow::Borrowed(value)),
         })
         .clean(html)

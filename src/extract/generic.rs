@@ -92,7 +92,8 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>)
                 let len = collapsed_len(sibling);
                 let density = link_density(sibling);
                 let text: String = sibling.text().collect();
-                return (len > 80 && density < 0.25) || (len > 0 && len <= 80 && density == 0.0 && text.trim_end().ends_with('.'));
+                return (len > 80 && density < 0.25)
+                    || (len > 0 && len <= 80 && density == 0.0 && text.trim_end().ends_with('.'));
             }
             false
         })
@@ -171,7 +172,11 @@ mod tests {
             <footer><p>Copyright, all rights reserved, contact us, privacy policy, terms</p></footer></body></html>"#,
         );
         let ids = find_article(&page);
-        let html: String = ids.iter().filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap)).map(|e| e.html()).collect();
+        let html: String = ids
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect();
         assert!(html.contains("first paragraph") && html.contains("second paragraph"), "{html}");
         assert!(!html.contains("Most read") && !html.contains("Copyright"), "{html}");
     }

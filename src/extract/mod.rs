@@ -57,6 +57,8 @@ pub struct Article {
     /// Plain text, one block per line.
     pub text: String,
     pub step: Step,
+    /// The page's lead image (`og:image`), absolute.
+    pub image: Option<String>,
 }
 
 /// A site rule existed for the page but none of its body selectors matched.
@@ -81,7 +83,8 @@ pub struct Extractor {
 }
 
 static TITLE: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse(r#"meta[property="og:title"], title, h1"#).unwrap_or_else(|e| unreachable!("static selector: {e}"))
+    Selector::parse(r#"meta[property="og:title"], title, h1"#)
+        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
 });
 
 impl Extractor {
@@ -97,19 +100,21 @@ impl Extractor {
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
         let mut doc = Html::parse_document(html);
         let title = page_title(&doc);
+        let image = lead_image(&doc, url);
         let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
         if let Some(rule) = self.rules.for_host(host) {
             if let Some(roots) = rule_roots(&doc, rule) {
                 let strip: Vec<&Selector> = rule.strip.iter().map(|s| &s.selector).collect();
                 if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, title.clone()) {
-                    return Extraction { article: Some(article), rule_miss: None };
+                    return Extraction { article: Some(Article { image, ..article }), rule_miss: None };
                 }
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
         }
         let roots = generic::find_article(&doc);
-        let article = finish(&mut doc, &roots, &[], url, Step::Generic, title);
+        let article =
+            finish(&mut doc, &roots, &[], url, Step::Generic, title).map(|a| Article { image, ..a });
         Extraction { article, rule_miss }
     }
 
@@ -117,7 +122,7 @@ impl Extractor {
     pub fn from_feed(html: &str, url: &Url) -> Option<Article> {
         let html = clean::sanitize(html, url);
         let text = text::html_to_text(&html);
-        (!text.is_empty()).then_some(Article { title: None, html, text, step: Step::Feed })
+        (!text.is_empty()).then_some(Article { title: None, html, text, step: Step::Feed, image: None })
     }
 }
 
@@ -155,7 +160,7 @@ fn finish(
         .collect();
     let html = clean::sanitize(&raw, url);
     let text = text::html_to_text(&html);
-    (!text.is_empty()).then_some(Article { title, html, text, step })
+    (!text.is_empty()).then_some(Article { title, html, text, step, image: None })
 }
 
 fn page_title(doc: &Html) -> Option<String> {
@@ -167,6 +172,17 @@ fn page_title(doc: &Html) -> Option<String> {
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         (!text.is_empty()).then_some(text)
     })
+}
+
+static OG_IMAGE: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse(r#"meta[property="og:image"], meta[name="twitter:image"]"#)
+        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+
+fn lead_image(doc: &Html, url: &Url) -> Option<String> {
+    let content = doc.select(&OG_IMAGE).find_map(|e| e.value().attr("content"))?;
+    let image = url.join(content.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
+    Some(clean::decode_image_proxy(image.as_str(), url).unwrap_or_else(|| image.to_string()))
 }
 
 static CANONICAL: LazyLock<Selector> = LazyLock::new(|| {

@@ -44,11 +44,14 @@ pub struct SiteRules {
 impl SiteRules {
     /// The user's rules followed by the built-in ones.
     pub fn new(user: &[SiteRuleConfig]) -> Result<SiteRules, RuleFileError> {
-        let mut rules: Vec<SiteRule> = user.iter().map(|r| SiteRule::from_config(r, "user config".into())).collect();
+        let mut rules: Vec<SiteRule> =
+            user.iter().map(|r| SiteRule::from_config(r, "user config".into())).collect();
         for (file, text) in BUILT_IN {
             let parsed: RuleFile =
                 toml::from_str(text).map_err(|e| RuleFileError { file, message: e.to_string() })?;
-            rules.extend(parsed.sites.iter().map(|r| SiteRule::from_config(r, format!("config/sites/{file}"))));
+            rules.extend(
+                parsed.sites.iter().map(|r| SiteRule::from_config(r, format!("config/sites/{file}"))),
+            );
         }
         Ok(SiteRules { rules })
     }
@@ -83,7 +86,11 @@ impl SiteRules {
 impl SiteRule {
     fn from_config(config: &SiteRuleConfig, origin: String) -> SiteRule {
         SiteRule {
-            hosts: config.hosts.iter().map(|h| h.trim().trim_start_matches("www.").to_ascii_lowercase()).collect(),
+            hosts: config
+                .hosts
+                .iter()
+                .map(|h| h.trim().trim_start_matches("www.").to_ascii_lowercase())
+                .collect(),
             body: config.body.clone(),
             strip: config.strip.clone(),
             origin,
@@ -106,7 +113,11 @@ mod tests {
 
     #[test]
     fn user_rule_overrides_built_in() {
-        let user = SiteRuleConfig { hosts: vec!["unn.ua".into()], body: vec![CssSelector::parse("main").unwrap()], strip: vec![] };
+        let user = SiteRuleConfig {
+            hosts: vec!["unn.ua".into()],
+            body: vec![CssSelector::parse("main").unwrap()],
+            strip: vec![],
+        };
         let rules = SiteRules::new(&[user]).unwrap();
         let rule = rules.for_host("unn.ua").unwrap();
         assert_eq!(rule.origin, "user config");

@@ -6,9 +6,40 @@ use scraper::{Html, Node};
 
 /// Elements that start a new line.
 const BLOCKS: &[&str] = &[
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "ol", "p", "pre",
-    "section", "table", "tr", "td", "th", "ul", "caption", "details", "summary",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "ul",
+    "caption",
+    "details",
+    "summary",
 ];
 
 /// Plain text of an HTML fragment: blocks separated by newlines, inline whitespace collapsed.
@@ -35,7 +66,9 @@ fn write_text(node: NodeRef<'_, Node>, out: &mut String) {
                 Node::Element(e) if skip_depth > 0 || SKIPPED.contains(&e.name()) => skip_depth += 1,
                 _ if skip_depth > 0 => {}
                 // Source line breaks are just spaces, except inside <pre>.
-                Node::Text(text) if pre_depth == 0 => out.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c })),
+                Node::Text(text) if pre_depth == 0 => {
+                    out.extend(text.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }))
+                }
                 Node::Text(text) => out.push_str(text),
                 Node::Element(e) if e.name() == "pre" => {
                     pre_depth += 1;
@@ -76,7 +109,8 @@ mod tests {
 
     #[test]
     fn blocks_become_lines() {
-        let html = "<h2>Title</h2><p>One <b>bold</b>\n  word.</p><ul><li>a</li><li>b</li></ul>x<br>y<!-- -->z";
+        let html =
+            "<h2>Title</h2><p>One <b>bold</b>\n  word.</p><ul><li>a</li><li>b</li></ul>x<br>y<!-- -->z";
         assert_eq!(html_to_text(html), "Title\nOne bold word.\na\nb\nx\nyz");
     }
 

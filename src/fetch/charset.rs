@@ -8,10 +8,8 @@ pub fn decode_html(bytes: &[u8], content_type: Option<&str>) -> String {
     if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         return encoding.decode_without_bom_handling(&bytes[bom_len..]).0.into_owned();
     }
-    let encoding = content_type
-        .and_then(charset_param)
-        .or_else(|| meta_charset(bytes))
-        .unwrap_or(encoding_rs::UTF_8);
+    let encoding =
+        content_type.and_then(charset_param).or_else(|| meta_charset(bytes)).unwrap_or(encoding_rs::UTF_8);
     encoding.decode_without_bom_handling(bytes).0.into_owned()
 }
 

@@ -10,13 +10,20 @@ use super::{rfc3339, EntryView, FeedMeta};
 pub fn render(meta: &FeedMeta, entries: &[EntryView]) -> String {
     let updated = entries.iter().map(|e| e.updated).max().unwrap_or_else(Utc::now);
     let mut out = String::with_capacity(4096 + entries.len() * 4096);
-    out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    out.push_str(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n",
+    );
     element(&mut out, 1, "id", meta.public_url.as_str());
     element(&mut out, 1, "title", &meta.title);
     element(&mut out, 1, "updated", &rfc3339(&updated));
     let self_url = format!("{}feed.atom", meta.public_url);
-    let _ = writeln!(out, "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>", escape(&self_url));
-    let _ = writeln!(out, "  <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>", escape(meta.public_url.as_str()));
+    let _ =
+        writeln!(out, "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>", escape(&self_url));
+    let _ = writeln!(
+        out,
+        "  <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
+        escape(meta.public_url.as_str())
+    );
     let _ = writeln!(
         out,
         "  <generator uri=\"{}\" version=\"{}\">feedmill</generator>",
@@ -99,13 +106,18 @@ mod tests {
             categories: vec!["World".into()],
             summary: Some("Lead\u{0}.".into()),
             content_html: Some("<p>Body</p>".into()),
-            source: SourceView { name: "e".into(), title: "E News".into(), feed_url: "https://e.com/rss".into() },
+            source: SourceView {
+                name: "e".into(),
+                title: "E News".into(),
+                feed_url: "https://e.com/rss".into(),
+            },
         }
     }
 
     #[test]
     fn renders_escaped_entry_with_source() {
-        let meta = FeedMeta { title: "feedmill".into(), public_url: Url::parse("http://127.0.0.1:8080/").unwrap() };
+        let meta =
+            FeedMeta { title: "feedmill".into(), public_url: Url::parse("http://127.0.0.1:8080/").unwrap() };
         let xml = render(&meta, &[entry()]);
         assert!(xml.contains("<title type=\"text\">Tom &amp; Jerry &lt;3</title>"));
         assert!(xml.contains("href=\"https://e.com/a?x=1&amp;y=2\""));
@@ -113,7 +125,9 @@ mod tests {
         assert!(xml.contains("<summary type=\"text\">Lead.</summary>"));
         assert!(xml.contains("<author><name>E News</name></author>"));
         assert!(xml.contains("<source>") && xml.contains("<id>https://e.com/rss</id>"));
-        assert!(xml.contains("<link rel=\"self\" type=\"application/atom+xml\" href=\"http://127.0.0.1:8080/feed.atom\"/>"));
+        assert!(xml.contains(
+            "<link rel=\"self\" type=\"application/atom+xml\" href=\"http://127.0.0.1:8080/feed.atom\"/>"
+        ));
         assert!(xml.contains("<updated>2025-07-02T07:06:40Z</updated>"));
     }
 }

@@ -49,7 +49,8 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it and starts the writer thread.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
         }
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let mut write_conn = Connection::open(path).map_err(open_err)?;

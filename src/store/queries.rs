@@ -86,7 +86,8 @@ impl Store {
     /// Makes sure every configured source has a row (updating its URL) and returns name → id.
     /// Sources no longer configured keep their rows and items.
     pub async fn sync_sources(&self, sources: &[Source]) -> Result<HashMap<String, i64>, StoreError> {
-        let sources: Vec<(String, String)> = sources.iter().map(|s| (s.name.clone(), s.url.to_string())).collect();
+        let sources: Vec<(String, String)> =
+            sources.iter().map(|s| (s.name.clone(), s.url.to_string())).collect();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let mut ids = HashMap::new();
@@ -110,11 +111,9 @@ impl Store {
     pub async fn validators(&self, source_id: i64) -> Result<Validators, StoreError> {
         self.read(move |conn| {
             let row = conn
-                .query_row(
-                    "SELECT etag, last_modified FROM sources WHERE id = ?1",
-                    [source_id],
-                    |row| Ok(Validators { etag: row.get(0)?, last_modified: row.get(1)? }),
-                )
+                .query_row("SELECT etag, last_modified FROM sources WHERE id = ?1", [source_id], |row| {
+                    Ok(Validators { etag: row.get(0)?, last_modified: row.get(1)? })
+                })
                 .optional()?;
             Ok(row.unwrap_or_default())
         })
@@ -130,7 +129,8 @@ impl Store {
         links: Vec<String>,
     ) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
         self.read(move |conn| {
-            let mut guid_query = conn.prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
+            let mut guid_query =
+                conn.prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
             let mut known_guids = HashSet::new();
             for guid in guids {
                 if guid_query.exists(params![source_id, guid])? {

@@ -1,0 +1,267 @@
+//! Test harness: a loopback "web" of fixture sites and helpers to run the real `feedmill` binary.
+//!
+//! The fixture server is also the HTTP proxy feedmill is configured with, so feeds and pages keep
+//! their real host names (`unn.ua`, `news.example`) — the site rules match as they would in
+//! production — while every byte stays on 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// One fixture response.
+#[derive(Clone)]
+pub struct Page {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// The fixture web: `host + path` → page, with a hit counter per `host + path`.
+#[derive(Clone, Default)]
+pub struct Fixture {
+    pages: Arc<Mutex<HashMap<String, Page>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    pub addr: Option<SocketAddr>,
+}
+
+pub fn fixture_file(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+impl Fixture {
+    /// The UNN-like site and a second site, as the end-to-end tests use them.
+    pub fn news_web() -> Fixture {
+        let fixture = Fixture::default();
+        let rss = "application/rss+xml; charset=utf-8";
+        let html = "text/html; charset=utf-8";
+        fixture.add("unn.ua/rss/news_uk.xml", 200, rss, fixture_file("unn/news_uk.xml"));
+        fixture.add("unn.ua/en/rss/world_en.xml", 200, rss, fixture_file("unn/world_en.xml"));
+        fixture.add(
+            "unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn",
+            200,
+            html,
+            fixture_file("unn/north-korea.html"),
+        );
+        fixture.add(
+            "unn.ua/news/syly-ppo-zneshkodyly-20-droniv",
+            200,
+            html,
+            fixture_file("unn/air-defense.html"),
+        );
+        fixture.add(
+            "unn.ua/en/news/government-approves-new-budget-rules",
+            200,
+            html,
+            fixture_file("unn/redesigned.html"),
+        );
+        fixture.add("news.example/atom.xml", 200, "application/atom+xml", fixture_file("example/atom.xml"));
+        fixture.add("news.example/science/solar-farm", 200, html, fixture_file("example/solar.html"));
+        fixture.add("broken.example/feed.xml", 500, "text/plain", b"internal error".to_vec());
+        fixture.add(
+            "broken.example/page.html",
+            200,
+            html,
+            b"<html><body><p>Not a feed at all</p></body></html>".to_vec(),
+        );
+        fixture
+    }
+
+    pub fn add(&self, key: &str, status: u16, content_type: &'static str, body: Vec<u8>) {
+        self.pages.lock().unwrap().insert(key.to_owned(), Page { status, content_type, body });
+    }
+
+    pub fn hits(&self, key: &str) -> usize {
+        self.hits.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+
+    /// Serves on 127.0.0.1 (random port) for the rest of the test process.
+    pub fn start(mut self) -> Fixture {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.addr = Some(listener.local_addr().unwrap());
+        let state = self.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(move |request: Request<Body>| {
+                    let state = state.clone();
+                    async move { state.respond(request) }
+                });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        self
+    }
+
+    /// The proxy URL to put in `[fetch] proxy`.
+    pub fn proxy_url(&self) -> String {
+        format!("http://{}", self.addr.unwrap())
+    }
+
+    fn respond(&self, request: Request<Body>) -> Response {
+        // Proxied requests carry an absolute URI; direct ones only a Host header.
+        let host = request
+            .uri()
+            .host()
+            .map(str::to_owned)
+            .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+            .unwrap_or_default();
+        let host = host.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        let key = format!("{host}{}", request.uri().path());
+        *self.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
+        match self.pages.lock().unwrap().get(&key) {
+            Some(page) => (
+                StatusCode::from_u16(page.status).unwrap(),
+                [(header::CONTENT_TYPE, page.content_type)],
+                page.body.clone(),
+            )
+                .into_response(),
+            None => (StatusCode::NOT_FOUND, format!("no fixture for {key}")).into_response(),
+        }
+    }
+}
+
+/// A temporary folder with a config file in it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `feedmill.toml` and returns its path.
+    pub fn config(&self, text: &str) -> PathBuf {
+        let path = self.path("feedmill.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path("data/feedmill.db")).unwrap()
+    }
+}
+
+pub fn feedmill() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feedmill"));
+    command.env_remove("FEEDMILL_CONFIG").env("RUST_LOG", "info");
+    command
+}
+
+/// Runs `feedmill ARGS` to completion.
+pub fn run_feedmill(args: &[&str]) -> Output {
+    feedmill().args(args).output().unwrap()
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `feedmill run`; killed on drop if the test did not stop it.
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, port: u16) -> Daemon {
+        // Relative paths in the config (the database) resolve against the config's folder.
+        let child = feedmill()
+            .current_dir(config.parent().unwrap())
+            .args(["run", "-c", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { child, base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = http_get(&format!("{}/healthz", daemon.base)) {
+                if response.0 == 200 {
+                    return daemon;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("daemon did not answer /healthz within 20 s");
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET without any proxy: (status, content type, body).
+pub fn http_get(url: &str) -> Result<(u16, String, String), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+        let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = response.text().await.map_err(|e| e.to_string())?;
+        Ok((status, content_type, body))
+    })
+}
+
+/// `../shared` beside the project, when this checkout has it.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    dir.is_dir().then_some(dir)
+}
+
+/// Validates an Atom document against RFC 4287's RELAX NG schema with xmllint. Returns false (and
+/// says why) when the schema or xmllint is not available here.
+pub fn validate_atom(atom: &str) -> bool {
+    let Some(schema) = shared_dir().map(|d| d.join("tools/atom.rng")).filter(|p| p.is_file()) else {
+        eprintln!("skipped: ../shared/tools/atom.rng is absent");
+        return false;
+    };
+    if Command::new("xmllint").arg("--version").output().is_err() {
+        eprintln!("skipped: xmllint is not installed (apt-get install libxml2-utils)");
+        return false;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("feed.atom");
+    std::fs::write(&file, atom).unwrap();
+    let output = Command::new("xmllint").arg("--noout").arg("--relaxng").arg(&schema).arg(&file).output().unwrap();
+    assert!(output.status.success(), "Atom output fails RFC 4287 schema: {}", String::from_utf8_lossy(&output.stderr));
+    true
+}

@@ -1,0 +1,382 @@
+//! End to end: the real binary against a loopback fixture web (a UNN-like site and a second site).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{free_port, http_get, run_feedmill, Daemon, Fixture, Workspace};
+
+const NORTH_KOREA_PAGE: &str =
+    "unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn";
+
+fn news_config(fixture: &Fixture, port: u16) -> String {
+    format!(
+        r#"
+[storage]
+path = "data/feedmill.db"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}/"
+[feed]
+title = "feedmill test"
+max_items = 50
+[fetch]
+timeout_secs = 10
+proxy = "{proxy}"
+[defaults]
+every = "1h"
+full_text = true
+[[sources]]
+name = "unn-uk"
+url = "http://unn.ua/rss/news_uk.xml"
+[[sources]]
+name = "unn-en-world"
+url = "http://unn.ua/en/rss/world_en.xml"
+tags = ["en"]
+[[sources]]
+name = "example"
+url = "http://news.example/atom.xml"
+"#,
+        proxy = fixture.proxy_url()
+    )
+}
+
+/// Entry `<entry>` blocks of an Atom document, by title.
+fn entries(atom: &str) -> Vec<(String, String)> {
+    atom.split("<entry>")
+        .skip(1)
+        .map(|chunk| {
+            let entry = chunk.split("</entry>").next().unwrap_or_default().to_owned();
+            let title = entry
+                .split("<title type=\"text\">")
+                .nth(1)
+                .and_then(|t| t.split("</title>").next())
+                .map(unescape)
+                .unwrap_or_default();
+            (title, entry)
+        })
+        .collect()
+}
+
+fn entry<'a>(all: &'a [(String, String)], title_start: &str) -> &'a str {
+    all.iter()
+        .find(|(title, _)| title.starts_with(title_start))
+        .map(|(_, e)| e.as_str())
+        .unwrap_or_else(|| panic!("no entry titled {title_start}…"))
+}
+
+/// Unescapes the `<content type="html">` of an entry.
+fn content(entry: &str) -> String {
+    unescape(
+        entry
+            .split("<content type=\"html\">")
+            .nth(1)
+            .and_then(|c| c.split("</content>").next())
+            .unwrap_or_default(),
+    )
+}
+
+fn unescape(raw: &str) -> String {
+    raw.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn poll_then_run_publishes_clean_deduplicated_full_text() {
+    let fixture = Fixture::news_web().start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&news_config(&fixture, port));
+    let config_arg = config.to_str().unwrap();
+
+    // 1. One-shot poll of every source.
+    let output =
+        common::feedmill().current_dir(work.dir.path()).args(["poll", "-c", config_arg]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "poll failed: {stdout}\n{stderr}");
+    assert!(stdout.contains("example: HTTP 200, 2 new, 0 duplicate"), "{stdout}");
+    // The article in both UNN feeds is new in whichever commits first and a duplicate in the other.
+    let count = |what: &str| -> usize {
+        stdout
+            .lines()
+            .filter_map(|l| l.split(", ").find_map(|part| part.strip_suffix(what)?.parse::<usize>().ok()))
+            .sum()
+    };
+    assert_eq!((count(" new"), count(" duplicate")), (5, 1), "{stdout}");
+    // Logs: one line per poll, and a rule miss names the host and the rule.
+    assert!(stderr.contains("poll") && stderr.contains("source=unn-uk"), "{stderr}");
+    assert!(
+        stderr.contains("site rule matched nothing")
+            && stderr.contains("unn.ua")
+            && stderr.contains("config/sites/unn.toml"),
+        "{stderr}"
+    );
+    // The page announced by two feeds, with tracking parameters and a fragment, was fetched once.
+    assert_eq!(fixture.hits(NORTH_KOREA_PAGE), 1);
+
+    // 2. The daemon: polls again at start (nothing new), serves the merged feed.
+    let mut daemon = Daemon::start(&config, port);
+    let (status, _, health) = http_get(&format!("{}/healthz", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["sources"], 3);
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+
+    let (status, content_type, atom) = http_get(&format!("{}/feed.atom", daemon.base)).unwrap();
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/atom+xml"), "{content_type}");
+    let parsed = feed_rs::parser::parse(atom.as_bytes()).expect("output parses as a feed");
+    common::validate_atom(&atom);
+    assert_eq!(parsed.entries.len(), 5, "{atom}");
+    let all = entries(&atom);
+    assert_eq!(all.iter().filter(|(t, _)| t.starts_with("North Korea to send")).count(), 1, "dedup");
+
+    // The UNN article: complete body with the lead, and none of the page noise.
+    let korea = entry(&all, "North Korea to send almost 30,000 troops");
+    assert!(korea.contains("<source>") && korea.contains("<id>http://unn.ua/"), "{korea}");
+    assert!(
+        korea.contains("<category term=\"War\"/>") || korea.contains("<category term=\"World\"/>"),
+        "{korea}"
+    );
+    // Published with the clean link: no tracking parameters, no fragment.
+    assert!(korea.contains("href=\"http://unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn\"/>"), "{korea}");
+    let body = content(korea);
+    for wanted in [
+        "North Korea plans to send an additional 25,000-30,000 troops to Russia",
+        "North Korea intends to triple the number of its troops",
+        "<strong>Details</strong>",
+        "satellite images obtained by CNN",
+        "<strong>Recall</strong>",
+        "restore the Kursk region",
+        "src=\"https://unn.ua/img/2025/07/02/1751447713-3857.jpeg\"",
+        "src=\"https://unn.ua/img/2025/07/02/satellite.jpeg\"",
+        "href=\"https://edition.cnn.com/2025/07/02/world/north-korea-troops\"",
+    ] {
+        assert!(body.contains(wanted), "missing {wanted:?} in {body}");
+    }
+    for noise in [
+        "743",
+        "views",
+        "Kyiv • UNN",
+        "41.82",
+        "Verkhovna Rada Committee",
+        "4957",
+        "18.06.25",
+        "saying goodbye to soldiers",
+        "Liliia Naboka",
+        "News of the World",
+        "Facebook",
+        "Telegram",
+        "Latest news",
+        "All rights reserved",
+        "Politics",
+        "<script",
+        "onclick",
+        "__related",
+        "_next/image",
+        "class=",
+    ] {
+        assert!(!body.contains(noise), "noise {noise:?} in {body}");
+    }
+
+    // A Ukrainian UNN page: trimmed CDATA title, body clean of counters and cards.
+    let drones = entry(&all, "Сили ППО знешкодили 20 дронів над Київщиною");
+    assert!(drones.contains("<title type=\"text\">Сили ППО знешкодили 20 дронів над Київщиною</title>"));
+    let body = content(drones);
+    assert!(body.contains("Уночі сили протиповітряної оборони") && body.contains("За даними ОВА"), "{body}");
+    assert!(
+        !body.contains("переглядів")
+            && !body.contains("Зеленський провів")
+            && !body.contains("Іван Петренко"),
+        "{body}"
+    );
+
+    // A redesigned page the rule misses: the feed's own text is published.
+    let budget = content(entry(&all, "Government approves new budget rules"));
+    assert!(budget.contains("The Cabinet approved new rules"), "{budget}");
+    assert!(!budget.contains("markup that the built-in UNN rule does not know"), "{budget}");
+
+    // The second site: no rule, the generic extractor finds the story; scripts are gone.
+    let solar = content(entry(&all, "Europe's largest solar farm"));
+    assert!(solar.contains("400 hectares") && solar.contains("storage batteries"), "{solar}");
+    assert!(
+        !solar.contains("Most read") && !solar.contains("steal") && !solar.contains("<script"),
+        "{solar}"
+    );
+    // Feed content used as is (its page is missing): sanitized, links absolute.
+    let grain = content(entry(&all, "Grain corridor ships"));
+    assert!(grain.contains("record volume of grain"), "{grain}");
+    assert!(grain.contains("href=\"http://news.example/economy\""), "{grain}");
+    assert!(
+        !grain.contains("alert") && !grain.contains("javascript:") && !grain.contains("onclick"),
+        "{grain}"
+    );
+    // Nothing anywhere in the output can run.
+    assert!(!atom.contains("&lt;script") && !atom.contains("javascript:"), "{atom}");
+    // Newest first.
+    assert!(
+        all[0].0.starts_with("Europe's largest solar farm"),
+        "{:?}",
+        all.iter().map(|e| &e.0).collect::<Vec<_>>()
+    );
+
+    // The daemon's start-up poll found nothing new and fetched no page again.
+    assert_eq!(fixture.hits(NORTH_KOREA_PAGE), 1);
+
+    // 3. SIGTERM: a clean exit well within 10 s.
+    let status = daemon.terminate(Duration::from_secs(10)).expect("daemon exits within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn failing_sources_are_recorded_and_do_not_stop_the_others() {
+    let fixture = Fixture::news_web().start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        r#"
+[storage]
+path = "{db}"
+[fetch]
+proxy = "{proxy}"
+timeout_secs = 5
+[[sources]]
+name = "broken"
+url = "http://broken.example/feed.xml"
+[[sources]]
+name = "html-not-feed"
+url = "http://broken.example/page.html"
+[[sources]]
+name = "missing"
+url = "http://nowhere.example/rss"
+[[sources]]
+name = "example"
+url = "http://news.example/atom.xml"
+full_text = false
+"#,
+        db = work.path("data/feedmill.db").display(),
+        proxy = fixture.proxy_url()
+    ));
+    let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "one source worked, so poll succeeds: {stdout}");
+    assert!(stdout.contains("broken: FAILED (HTTP 500)"), "{stdout}");
+    assert!(stdout.contains("html-not-feed: FAILED") && stdout.contains("not a readable feed"), "{stdout}");
+    assert!(stdout.contains("missing: FAILED (HTTP 404)"), "{stdout}");
+    assert!(stdout.contains("example: HTTP 200, 2 new"), "{stdout}");
+
+    // The failure is stored on the source; the items of the good one are stored.
+    let db = work.db();
+    let (errors, last_error): (i64, String) = db
+        .query_row("SELECT error_count, last_error FROM sources WHERE name = 'broken'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(errors, 1);
+    assert!(last_error.contains("HTTP 500"), "{last_error}");
+    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    assert_eq!(items, 2);
+
+    // The good source now breaks too: nothing already stored is lost.
+    fixture.add("news.example/atom.xml", 503, "text/plain", b"maintenance".to_vec());
+    let output = run_feedmill(&["poll", "-c", config.to_str().unwrap(), "--source", "example"]);
+    assert_eq!(output.status.code(), Some(1), "the only polled source failed");
+    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    assert_eq!(items, 2);
+}
+
+#[test]
+fn conditional_get_is_sent_and_304_is_nothing_new() {
+    let fixture = Fixture::news_web().start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[fetch]\nproxy = \"{}\"\n[[sources]]\nname = \"example\"\nurl = \"http://news.example/etag.xml\"\nfull_text = false\n",
+        work.path("db.sqlite").display(),
+        fixture.proxy_url()
+    ));
+    fixture.add(
+        "news.example/etag.xml",
+        200,
+        "application/atom+xml",
+        common::fixture_file("example/atom.xml"),
+    );
+    let first = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("2 new"));
+    // The fixture sends no validators, so the second poll is a full one that finds duplicates.
+    let second = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("0 new"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+}
+
+#[test]
+fn invalid_config_exits_2_naming_file_line_and_key() {
+    let work = Workspace::new();
+    let cases = [
+        ("[feed]\ntitle = \"x\"\ncolour = \"red\"\n", 3, "colour"),
+        ("[[sources]]\nname = \"a\"\nurl = \"not a url\"\n", 3, "sources[0].url"),
+        ("[[sources]]\nname = \"a\"\nurl = \"https://e.com/\"\nschedule = \"61 * * * * *\"\n", 4, "sources[0].schedule"),
+        (
+            "[[sources]]\nname = \"a\"\nurl = \"https://e.com/1\"\n\n[[sources]]\nname = \"a\"\nurl = \"https://e.com/2\"\n",
+            6,
+            "sources[1].name",
+        ),
+        ("[[sites]]\nhosts = [\"e.com\"]\nbody = [\"p:::\"]\n", 3, "sites[0].body"),
+    ];
+    for (text, line, key) in cases {
+        let config = work.config(text);
+        for command in ["check-config", "poll", "run"] {
+            let output = run_feedmill(&[command, "-c", config.to_str().unwrap()]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{command} with {text:?}: {stderr}");
+            let location = format!("{}:{line}:", config.display());
+            assert!(stderr.contains(&location) && stderr.contains(key), "{command}: {stderr}");
+        }
+    }
+    assert!(!work.path("data").exists(), "nothing was started");
+}
+
+#[test]
+fn check_config_prints_resolved_sources() {
+    let work = Workspace::new();
+    let config = work.config(
+        "[defaults]\nevery = \"15m\"\n[[sources]]\nname = \"unn-uk\"\nurl = \"https://unn.ua/rss/news_uk.xml\"\n\
+         [[sources]]\nname = \"world\"\nurl = \"https://unn.ua/en/rss/world_en.xml\"\nschedule = \"0 5 * * * *\"\nfull_text = false\ntags = [\"en\"]\n",
+    );
+    let output = run_feedmill(&["check-config", "-c", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(
+        stdout.contains("unn-uk  https://unn.ua/rss/news_uk.xml  every 900s  full_text=true"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "world  https://unn.ua/en/rss/world_en.xml  cron \"0 5 * * * *\"  full_text=false tags=en"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_path_comes_from_the_environment() {
+    let work = Workspace::new();
+    let config = work.config("[[sources]]\nname = \"from-env\"\nurl = \"https://e.com/rss\"\n");
+    let output = common::feedmill().env("FEEDMILL_CONFIG", &config).arg("check-config").output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("from-env"));
+}
+
+#[test]
+fn shipped_default_config_is_valid() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/feedmill.toml");
+    let output = run_feedmill(&["check-config", "-c", config]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("https://unn.ua/rss/news_uk.xml"));
+    assert_eq!(stdout.matches("https://unn.ua/en/rss/").count(), 2, "{stdout}");
+}
