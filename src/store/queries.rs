@@ -336,3 +336,114 @@ fn insert_candidate(conn: &Connection, source_id: i64, c: &Candidate) -> Result<
         .execute(params![source_id, c.guid, item_id])?;
     Ok(is_new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Schedule;
+
+    fn source(name: &str) -> Source {
+        Source {
+            name: name.into(),
+            url: url::Url::parse(&format!("https://{name}.example/rss")).unwrap(),
+            schedule: Schedule::Every(std::time::Duration::from_secs(60)),
+            full_text: false,
+            tags: vec![],
+        }
+    }
+
+    fn candidate(guid: &str, link: &str, published: i64) -> Candidate {
+        Candidate {
+            guid: guid.into(),
+            canonical_link: Some(link.into()),
+            link: Some(link.into()),
+            title: format!("title {guid}"),
+            author: None,
+            published: Some(published),
+            updated: None,
+            categories: vec!["World".into()],
+            summary: None,
+            content_html: Some("<p>x</p>".into()),
+            content_text: Some("x".into()),
+            extracted_by: "feed".into(),
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store, HashMap<String, i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sub/dir/test.db")).unwrap();
+        let ids = store.sync_sources(&[source("a"), source("b")]).await.unwrap();
+        (dir, store, ids)
+    }
+
+    #[tokio::test]
+    async fn guid_and_canonical_link_deduplicate() {
+        let (_dir, store, ids) = store().await;
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        let first = vec![
+            candidate("1", "https://e.com/1", 10),
+            candidate("1", "https://e.com/1", 10),
+            candidate("2", "https://e.com/2", 20),
+        ];
+        let counts = store.commit_poll(ids["a"], first, ok.clone()).await.unwrap();
+        assert_eq!(counts, CommitCounts { new: 2, duplicate: 1 });
+        // Another source announcing the same link: one item, and its GUID is remembered.
+        let counts =
+            store.commit_poll(ids["b"], vec![candidate("b-9", "https://e.com/2", 20)], ok).await.unwrap();
+        assert_eq!(counts, CommitCounts { new: 0, duplicate: 1 });
+        let (guids, links) = store
+            .known(
+                ids["b"],
+                vec!["b-9".into(), "b-10".into()],
+                vec!["https://e.com/1".into(), "https://e.com/3".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(guids, HashSet::from(["b-9".to_owned()]));
+        assert_eq!(links, HashSet::from(["https://e.com/1".to_owned()]));
+        let items = store.latest_items(10).await.unwrap();
+        assert_eq!(items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), vec!["title 2", "title 1"]);
+        assert_eq!(items[0].categories, vec!["World"]);
+        assert_eq!(store.latest_items(1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_recorded_without_touching_items() {
+        let (_dir, store, ids) = store().await;
+        let success = PollSuccess {
+            status: 200,
+            validators: Some(Validators { etag: Some("\"e1\"".into()), last_modified: None }),
+            ..Default::default()
+        };
+        store.commit_poll(ids["a"], vec![candidate("1", "https://e.com/1", 10)], success).await.unwrap();
+        store.record_failure(ids["a"], Some(503), "HTTP 503".into(), None).await.unwrap();
+        store.record_failure(ids["a"], None, "timed out".into(), None).await.unwrap();
+        let rows = store.sources().await.unwrap();
+        let a = rows.iter().find(|r| r.name == "a").unwrap();
+        assert_eq!((a.error_count, a.last_error.as_deref(), a.item_count), (2, Some("timed out"), 1));
+        assert_eq!(store.validators(ids["a"]).await.unwrap().etag.as_deref(), Some("\"e1\""));
+        // A 304 keeps the validators and clears the error.
+        store.commit_poll(ids["a"], vec![], PollSuccess { status: 304, ..Default::default() }).await.unwrap();
+        let a = store.sources().await.unwrap().into_iter().find(|r| r.name == "a").unwrap();
+        assert_eq!((a.error_count, a.last_status), (0, Some(304)));
+        assert_eq!(store.validators(ids["a"]).await.unwrap().etag.as_deref(), Some("\"e1\""));
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let store = Store::open(&path).unwrap();
+            let ids = store.sync_sources(&[source("a")]).await.unwrap();
+            let ok = PollSuccess { status: 200, ..Default::default() };
+            store.commit_poll(ids["a"], vec![candidate("1", "https://e.com/1", 1)], ok).await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.latest_items(10).await.unwrap().len(), 1);
+        let journal: String =
+            store.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(journal, "wal");
+    }
+}

@@ -23,6 +23,8 @@ pub struct Page {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// How long to wait before answering.
+    pub delay: Duration,
 }
 
 /// The fixture web: `host + path` → page, with a hit counter per `host + path`.
@@ -30,6 +32,8 @@ pub struct Page {
 pub struct Fixture {
     pages: Arc<Mutex<HashMap<String, Page>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// Requests being answered now, and the most ever answered at once, per key.
+    in_flight: Arc<Mutex<HashMap<String, (usize, usize)>>>,
     pub addr: Option<SocketAddr>,
 }
 
@@ -77,7 +81,23 @@ impl Fixture {
     }
 
     pub fn add(&self, key: &str, status: u16, content_type: &'static str, body: Vec<u8>) {
-        self.pages.lock().unwrap().insert(key.to_owned(), Page { status, content_type, body });
+        self.add_slow(key, status, content_type, body, Duration::ZERO);
+    }
+
+    pub fn add_slow(
+        &self,
+        key: &str,
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+        delay: Duration,
+    ) {
+        self.pages.lock().unwrap().insert(key.to_owned(), Page { status, content_type, body, delay });
+    }
+
+    /// The most requests for `key` that were ever being answered at the same time.
+    pub fn max_concurrent(&self, key: &str) -> usize {
+        self.in_flight.lock().unwrap().get(key).map_or(0, |(_, max)| *max)
     }
 
     pub fn hits(&self, key: &str) -> usize {
@@ -96,7 +116,7 @@ impl Fixture {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let app = axum::Router::new().fallback(move |request: Request<Body>| {
                     let state = state.clone();
-                    async move { state.respond(request) }
+                    async move { state.respond(request).await }
                 });
                 axum::serve(listener, app).await.unwrap();
             });
@@ -109,7 +129,7 @@ impl Fixture {
         format!("http://{}", self.addr.unwrap())
     }
 
-    fn respond(&self, request: Request<Body>) -> Response {
+    async fn respond(&self, request: Request<Body>) -> Response {
         // Proxied requests carry an absolute URI; direct ones only a Host header.
         let host = request
             .uri()
@@ -120,11 +140,22 @@ impl Fixture {
         let host = host.split(':').next().unwrap_or_default().to_ascii_lowercase();
         let key = format!("{host}{}", request.uri().path());
         *self.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
-        match self.pages.lock().unwrap().get(&key) {
+        let page = self.pages.lock().unwrap().get(&key).cloned();
+        if let Some(page) = &page {
+            {
+                let mut in_flight = self.in_flight.lock().unwrap();
+                let (now, max) = in_flight.entry(key.clone()).or_default();
+                *now += 1;
+                *max = (*max).max(*now);
+            }
+            tokio::time::sleep(page.delay).await;
+            self.in_flight.lock().unwrap().entry(key.clone()).or_default().0 -= 1;
+        }
+        match page {
             Some(page) => (
                 StatusCode::from_u16(page.status).unwrap(),
                 [(header::CONTENT_TYPE, page.content_type)],
-                page.body.clone(),
+                page.body,
             )
                 .into_response(),
             None => (StatusCode::NOT_FOUND, format!("no fixture for {key}")).into_response(),
@@ -261,7 +292,12 @@ pub fn validate_atom(atom: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("feed.atom");
     std::fs::write(&file, atom).unwrap();
-    let output = Command::new("xmllint").arg("--noout").arg("--relaxng").arg(&schema).arg(&file).output().unwrap();
-    assert!(output.status.success(), "Atom output fails RFC 4287 schema: {}", String::from_utf8_lossy(&output.stderr));
+    let output =
+        Command::new("xmllint").arg("--noout").arg("--relaxng").arg(&schema).arg(&file).output().unwrap();
+    assert!(
+        output.status.success(),
+        "Atom output fails RFC 4287 schema: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     true
 }

@@ -1,0 +1,138 @@
+//! The daemon's behaviour over time: scheduling, isolation of slow and failing sources, shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, run_feedmill, Daemon, Fixture, Workspace};
+
+fn rss(items: &[(&str, &str)]) -> Vec<u8> {
+    let items: String = items
+        .iter()
+        .map(|(guid, link)| {
+            format!("<item><title>Item {guid}</title><link>{link}</link><guid>{guid}</guid><description>Lead of {guid}.</description></item>")
+        })
+        .collect();
+    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title><link>http://x/</link><description>d</description>{items}</channel></rss>")
+        .into_bytes()
+}
+
+fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn slow_source_never_overlaps_itself_nor_delays_others() {
+    let fixture = Fixture::default();
+    fixture.add_slow(
+        "slow.example/rss",
+        200,
+        "application/rss+xml",
+        rss(&[("s1", "http://slow.example/1")]),
+        Duration::from_millis(2500),
+    );
+    fixture.add("fast.example/rss", 200, "application/rss+xml", rss(&[("f1", "http://fast.example/1")]));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nevery = \"1s\"\nfull_text = false\n\
+         [[sources]]\nname = \"slow\"\nurl = \"http://slow.example/rss\"\n[[sources]]\nname = \"fast\"\nurl = \"http://fast.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let mut daemon = Daemon::start(&config, port);
+    std::thread::sleep(Duration::from_millis(5500));
+    let status = daemon.terminate(Duration::from_secs(10)).expect("exits within 10 s");
+    assert!(status.success());
+
+    let (fast, slow) = (fixture.hits("fast.example/rss"), fixture.hits("slow.example/rss"));
+    assert!(fast >= 4, "the fast source kept its 1 s schedule while the slow one was busy: {fast} polls");
+    assert!((1..=3).contains(&slow), "a 2.5 s poll on a 1 s schedule skips ticks: {slow} polls");
+    assert_eq!(
+        fixture.max_concurrent("slow.example/rss"),
+        1,
+        "a source never polls concurrently with itself"
+    );
+}
+
+#[test]
+fn sigterm_during_a_poll_keeps_finished_items_and_exits_promptly() {
+    let fixture = Fixture::default();
+    fixture.add(
+        "site.example/rss",
+        200,
+        "application/rss+xml",
+        rss(&[("quick", "http://site.example/quick"), ("stuck", "http://site.example/stuck")]),
+    );
+    let page = |word: &str| {
+        format!("<html><body><article><p>{word} paragraph one, long enough to be an article body, with commas, and more.</p><p>{word} paragraph two goes on, adding more detail, and more words, to the story.</p></article></body></html>")
+            .into_bytes()
+    };
+    fixture.add("site.example/quick", 200, "text/html", page("Quick"));
+    fixture.add_slow("site.example/stuck", 200, "text/html", page("Stuck"), Duration::from_secs(60));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[fetch]\nproxy = \"{}\"\ntimeout_secs = 120\n\
+         [defaults]\nevery = \"1h\"\n[[sources]]\nname = \"site\"\nurl = \"http://site.example/rss\"\n",
+        work.path("data/feedmill.db").display(),
+        fixture.proxy_url()
+    ));
+    let mut daemon = Daemon::start(&config, port);
+    assert!(
+        wait_until(Duration::from_secs(10), || fixture.hits("site.example/stuck") == 1),
+        "page fetch started"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = daemon.terminate(Duration::from_secs(10)).expect("exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The finished item was written; the unfinished one is left for the next poll.
+    let titles = |db: &rusqlite::Connection| -> Vec<String> {
+        let mut query = db.prepare("SELECT title FROM items ORDER BY title").unwrap();
+        query.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+    assert_eq!(titles(&work.db()), vec!["Item quick"]);
+    fixture.add("site.example/stuck", 200, "text/html", page("Stuck"));
+    let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("site: HTTP 200, 1 new, 0 duplicate"));
+    assert_eq!(titles(&work.db()), vec!["Item quick", "Item stuck"]);
+}
+
+#[test]
+fn unreachable_source_is_recorded_while_others_are_polled() {
+    let fixture = Fixture::default();
+    fixture.add("127.0.0.1/direct.xml", 200, "application/rss+xml", rss(&[("d1", "http://127.0.0.1/d1")]));
+    let fixture = fixture.start();
+    let closed_port = free_port();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"refused\"\nurl = \"http://127.0.0.1:{closed_port}/rss\"\n\
+         [[sources]]\nname = \"direct\"\nurl = \"http://{}/direct.xml\"\n",
+        work.path("db.sqlite").display(),
+        fixture.addr.unwrap()
+    ));
+    let output = common::feedmill()
+        .env("NO_PROXY", "*")
+        .args(["poll", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("refused: FAILED (HTTP -)") && stdout.to_lowercase().contains("connect"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("direct: HTTP 200, 1 new"), "{stdout}");
+}
