@@ -162,7 +162,9 @@ fn build_client(config: &FetchConfig, guarded: bool) -> Result<Client, FetchErro
         .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
         .redirect(redirect_policy(guarded));
     if let Some(proxy) = &config.proxy {
-        let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|e| FetchError::Client(e.to_string()))?;
+        let proxy = reqwest::Proxy::all(proxy.as_str())
+            .map_err(|e| FetchError::Client(e.to_string()))?
+            .no_proxy(reqwest::NoProxy::from_env());
         builder = builder.proxy(proxy);
     }
     if guarded {
