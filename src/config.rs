@@ -4,6 +4,7 @@
 //! selectors, duplicate source names), so a daemon that starts has a configuration that works. Errors
 //! name the file, the line and the key (`sources[1].url`), never just "invalid input".
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,6 +96,43 @@ pub struct FetchConfig {
     pub proxy: Option<Url>,
     /// May article links point at loopback or private addresses?
     pub allow_private_networks: bool,
+    /// Requests in flight at once, all hosts together.
+    pub max_connections: usize,
+    /// Requests in flight at once to one host (feeds and pages together).
+    pub per_host_concurrency: usize,
+    /// Requests per second to one host.
+    pub per_host_rate: f64,
+    /// The publisher's own pace (Cache-Control, Expires, `<ttl>`, `sy:updatePeriod`) may space
+    /// polls out, but never further apart than this.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_interval: Duration,
+    /// Per-host overrides, keyed by host name (`[fetch.hosts."unn.ua"]`); a key also covers
+    /// subdomains.
+    pub hosts: BTreeMap<String, HostOverride>,
+}
+
+/// Limits for one host that differ from the `[fetch]` defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostOverride {
+    pub concurrency: Option<usize>,
+    /// Requests per second.
+    pub rate: Option<f64>,
+    /// Let article links to this host reach private addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+impl FetchConfig {
+    /// The override for a host, if one is configured (exact name or a parent domain).
+    pub fn host_override(&self, host: &str) -> Option<&HostOverride> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.hosts
+            .iter()
+            .filter(|(key, _)| host == **key || host.ends_with(&format!(".{key}")))
+            .max_by_key(|(key, _)| key.len())
+            .map(|(_, o)| o)
+    }
 }
 
 impl Default for FetchConfig {
@@ -105,6 +143,11 @@ impl Default for FetchConfig {
             max_body_bytes: 8 * 1024 * 1024,
             proxy: None,
             allow_private_networks: false,
+            max_connections: 64,
+            per_host_concurrency: 2,
+            per_host_rate: 1.0,
+            max_interval: Duration::from_secs(12 * 3600),
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -128,6 +171,22 @@ impl fmt::Display for Schedule {
 }
 
 impl Schedule {
+    /// The usual time between two polls (for a cron expression: between its next two times).
+    pub fn interval(&self) -> Duration {
+        match self {
+            Schedule::Every(every) => *every,
+            Schedule::Cron(_) => {
+                let now = chrono::Utc::now();
+                let first = self.next_after(now);
+                let second = first.and_then(|t| self.next_after(t));
+                match (first, second) {
+                    (Some(a), Some(b)) => (b - a).to_std().unwrap_or(Duration::from_secs(600)),
+                    _ => Duration::from_secs(600),
+                }
+            }
+        }
+    }
+
     /// The first poll time after `now` (cron expressions are read in UTC).
     pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
         match self {
@@ -212,6 +271,10 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
         .parse(expr)
         .map(|_| ())
         .map_err(|e| format!("invalid cron expression `{expr}` (six fields, seconds first): {e}"))
+}
+
+fn deserialize_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Every::deserialize(d).map(|Every(every)| every)
 }
 
 /// An interval like `90s`, `10m`, `1h30m` or `2d`.
@@ -363,6 +426,7 @@ impl Config {
         if raw.fetch.timeout_secs == 0 {
             return Err(invalid(None, "fetch.timeout_secs".into(), "must be at least 1".into()));
         }
+        check_limits(&raw.fetch).map_err(|(key, message)| invalid(None, key, message))?;
         if raw.server.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(invalid(
                 None,
@@ -385,6 +449,31 @@ impl Config {
     pub fn source(&self, name: &str) -> Option<&Source> {
         self.sources.iter().find(|s| s.name == name)
     }
+}
+
+/// Concurrency limits must be at least 1 and rates positive and finite.
+fn check_limits(fetch: &FetchConfig) -> Result<(), (String, String)> {
+    let count =
+        |key: String, n: usize| if n == 0 { Err((key, "must be at least 1".to_owned())) } else { Ok(()) };
+    let rate = |key: String, r: f64| {
+        if r.is_finite() && r > 0.0 {
+            Ok(())
+        } else {
+            Err((key, "must be a positive number of requests per second".to_owned()))
+        }
+    };
+    count("fetch.max_connections".into(), fetch.max_connections)?;
+    count("fetch.per_host_concurrency".into(), fetch.per_host_concurrency)?;
+    rate("fetch.per_host_rate".into(), fetch.per_host_rate)?;
+    for (host, o) in &fetch.hosts {
+        if let Some(n) = o.concurrency {
+            count(format!("fetch.hosts.\"{host}\".concurrency"), n)?;
+        }
+        if let Some(r) = o.rate {
+            rate(format!("fetch.hosts.\"{host}\".rate"), r)?;
+        }
+    }
+    Ok(())
 }
 
 fn pick_schedule(cron: Option<CronExpr>, every: Option<Every>) -> Result<Option<Schedule>, String> {

@@ -50,7 +50,8 @@ async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, Daemo
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
-    let poller = Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, shutdown));
+    let poller =
+        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, &config.fetch, shutdown));
     Ok(Pipeline { store, poller })
 }
 
@@ -67,12 +68,12 @@ pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollRe
     let mut polls = JoinSet::new();
     for (index, source) in sources.into_iter().enumerate() {
         let poller = Arc::clone(&poller);
-        polls.spawn(async move { (index, poller.poll(&source).await) });
+        polls.spawn(async move { (index, poller.poll(&source, true).await) });
     }
     let mut reports = Vec::new();
     while let Some(joined) = polls.join_next().await {
-        if let Ok(report) = joined {
-            reports.push(report);
+        if let Ok((index, Some(report))) = joined {
+            reports.push((index, report));
         }
     }
     reports.sort_by_key(|(index, _)| *index);
@@ -95,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         source_count: config.sources.len(),
     });
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
-    let scheduler = Scheduler::start(poller, &config.sources).await?;
+    let scheduler = Scheduler::start(poller, &config.sources, shutdown.clone()).await?;
     tracing::info!(
         listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
         "feedmill running"

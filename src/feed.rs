@@ -3,19 +3,42 @@
 //! Only what later stages need is kept, already tidied: titles without CDATA padding or line breaks,
 //! links resolved against the feed URL, one author line, plain category names.
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use regex::bytes::Regex;
 use url::Url;
+
+static SY_PERIOD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<(?:\w+:)?updatePeriod>\s*(hourly|daily|weekly|monthly|yearly)\s*</")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static SY_FREQUENCY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<(?:\w+:)?updateFrequency>\s*(\d{1,6})\s*</")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
 
 /// A body that is not a feed feed-rs can read.
 #[derive(Debug, thiserror::Error)]
 #[error("not a readable feed: {0}")]
 pub struct ParseError(String);
 
+impl ParseError {
+    /// A zero-byte (or all-whitespace) body.
+    pub fn empty() -> ParseError {
+        ParseError("the response body is empty".into())
+    }
+}
+
 /// The parsed feed: its title and items, in feed order.
 #[derive(Debug)]
 pub struct ParsedFeed {
     pub title: Option<String>,
     pub items: Vec<FeedItem>,
+    /// How often the publisher says the feed changes: RSS `<ttl>`, or the syndication module's
+    /// `sy:updatePeriod` / `sy:updateFrequency`, whichever is longer.
+    pub publisher_interval: Option<Duration>,
 }
 
 /// One item as the feed describes it.
@@ -43,9 +66,39 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
         .base_uri(Some(url.as_str()))
         .build()
         .parse(bytes)
-        .map_err(|e| ParseError(e.to_string()))?;
+        .map_err(|e| ParseError(describe_unreadable(bytes, &e.to_string())))?;
+    let ttl = feed.ttl.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
+    let publisher_interval = ttl.max(syndication_interval(bytes));
     let items = feed.entries.into_iter().map(|entry| item(entry, url)).collect();
-    Ok(ParsedFeed { title: feed.title.map(|t| tidy_line(&t.content)), items })
+    Ok(ParsedFeed { title: feed.title.map(|t| tidy_line(&t.content)), items, publisher_interval })
+}
+
+/// A parse failure in words an operator can act on.
+fn describe_unreadable(bytes: &[u8], parser_message: &str) -> String {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    if head.contains("<html") || head.trim_start().starts_with("<!doctype html") {
+        "the URL returned an HTML page, not a feed (is there a feed link on that page?)".into()
+    } else {
+        parser_message.to_owned()
+    }
+}
+
+/// `sy:updatePeriod` divided by `sy:updateFrequency` (RSS 1.0 syndication module).
+fn syndication_interval(bytes: &[u8]) -> Option<Duration> {
+    let head = &bytes[..bytes.len().min(16 * 1024)];
+    let period = match SY_PERIOD.captures(head)?.get(1)?.as_bytes() {
+        b"hourly" => 3600,
+        b"daily" => 86_400,
+        b"weekly" => 7 * 86_400,
+        b"monthly" => 30 * 86_400,
+        _ => 365 * 86_400,
+    };
+    let frequency = SY_FREQUENCY
+        .captures(head)
+        .and_then(|c| std::str::from_utf8(c.get(1)?.as_bytes()).ok()?.parse::<u64>().ok())
+        .filter(|f| *f > 0)
+        .unwrap_or(1);
+    Some(Duration::from_secs(period / frequency))
 }
 
 fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
@@ -151,6 +204,18 @@ mod tests {
         let rss091 = br#"<rss version="0.91"><channel><title>Old</title><link>https://e.com/</link><description>d</description>
 <item><title>Oldie</title><link>https://e.com/o</link></item></channel></rss>"#;
         assert_eq!(parse(rss091, &url()).unwrap().items[0].title, "Oldie");
+    }
+
+    #[test]
+    fn publisher_pace_from_ttl_and_syndication_module() {
+        let rss = b"<rss version=\"2.0\"><channel><title>T</title><ttl>90</ttl></channel></rss>";
+        assert_eq!(parse(rss, &url()).unwrap().publisher_interval, Some(Duration::from_secs(5400)));
+        let rdf = br#"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/" xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">
+<channel rdf:about="https://e.com/"><title>R</title><link>https://e.com/</link><description>d</description>
+<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency></channel></rdf:RDF>"#;
+        assert_eq!(parse(rdf, &url()).unwrap().publisher_interval, Some(Duration::from_secs(21_600)));
+        let plain = b"<rss version=\"2.0\"><channel><title>T</title></channel></rss>";
+        assert_eq!(parse(plain, &url()).unwrap().publisher_interval, None);
     }
 
     #[test]

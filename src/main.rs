@@ -137,12 +137,15 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
     for report in &reports {
         let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let seconds = report.duration.as_secs_f64();
+        let note = report.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
         match &report.error {
             None => println!(
-                "{}: HTTP {status}, {} new, {} duplicate, {seconds:.2}s",
+                "{}: HTTP {status}, {} new, {} duplicate, {seconds:.2}s{note}",
                 report.source, report.new, report.duplicate
             ),
-            Some(error) => println!("{}: FAILED (HTTP {status}) after {seconds:.2}s: {error}", report.source),
+            Some(error) => {
+                println!("{}: FAILED (HTTP {status}) after {seconds:.2}s{note}: {error}", report.source)
+            }
         }
     }
     let all_failed = !reports.is_empty() && reports.iter().all(|r| r.error.is_some());

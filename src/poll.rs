@@ -16,16 +16,17 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::config::Source;
+use crate::config::{FetchConfig, Source};
 use crate::dedup::canonical_link;
 use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step};
 use crate::feed::{self, FeedItem};
-use crate::fetch::{charset::decode_html, FeedResponse, FetchError, Fetcher};
+use crate::fetch::charset::{decode_html, feed_to_utf8};
+use crate::fetch::{FeedResponse, FetchError, Fetcher};
 use crate::shutdown::Shutdown;
-use crate::store::{Candidate, PollSuccess, Store, StoreError};
+use crate::store::{Candidate, PollState, PollSuccess, Store, StoreError};
 
-/// Article pages fetched at once across all polls.
-const PAGE_CONCURRENCY: usize = 8;
+/// The longest a failing source is left alone.
+const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 /// How long a fetched page's result is reused for other sources announcing the same link.
 const PAGE_MEMORY: Duration = Duration::from_secs(30 * 60);
 
@@ -52,11 +53,20 @@ pub struct PollReport {
     pub status: Option<u16>,
     pub new: usize,
     pub duplicate: usize,
+    /// "not modified", "unchanged", "retry in 600s"…
+    pub note: Option<String>,
     pub error: Option<String>,
     pub duration: Duration,
 }
 
-type PageResult = Result<Extraction, String>;
+/// Why a page gave no extraction; `deferred` when the host asked us to come back later.
+#[derive(Debug, Clone)]
+struct PageError {
+    message: String,
+    deferred: bool,
+}
+
+type PageResult = Result<Extraction, PageError>;
 /// A page fetch shared by everyone who asks for the same link, and when it was first asked for.
 type SharedPage = (Instant, Arc<OnceCell<PageResult>>);
 
@@ -67,7 +77,8 @@ pub struct Poller {
     extractor: Arc<Extractor>,
     source_ids: HashMap<String, i64>,
     shutdown: Shutdown,
-    page_slots: Arc<Semaphore>,
+    poll_slots: Semaphore,
+    max_interval: Duration,
     /// Recent and in-flight page fetches by canonical link: two sources announcing the same
     /// article at the same moment cause one request.
     pages: Mutex<HashMap<String, SharedPage>>,
@@ -79,6 +90,7 @@ impl Poller {
         fetcher: Fetcher,
         extractor: Arc<Extractor>,
         source_ids: HashMap<String, i64>,
+        config: &FetchConfig,
         shutdown: Shutdown,
     ) -> Poller {
         Poller {
@@ -87,84 +99,149 @@ impl Poller {
             extractor,
             source_ids,
             shutdown,
-            page_slots: Arc::new(Semaphore::new(PAGE_CONCURRENCY)),
+            poll_slots: Semaphore::new(config.max_connections),
+            max_interval: config.max_interval,
             pages: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Polls one source, records the outcome and logs one line.
-    pub async fn poll(&self, source: &Source) -> PollReport {
+    /// Polls one source, records the outcome and logs one line. Unless `force`d, a source whose
+    /// backoff, Retry-After or publisher's pace says "not yet" is skipped (`None`).
+    pub async fn poll(&self, source: &Source, force: bool) -> Option<PollReport> {
         let started = Instant::now();
         let mut report = PollReport {
             source: source.name.clone(),
             status: None,
             new: 0,
             duplicate: 0,
+            note: None,
             error: None,
             duration: Duration::ZERO,
         };
-        if let Err(error) = self.try_poll(source, &mut report).await {
+        let Some(&source_id) = self.source_ids.get(&source.name) else {
+            report.error = Some(PollError::UnknownSource(source.name.clone()).to_string());
+            return Some(report);
+        };
+        let state = match self.store.poll_state(source_id).await {
+            Ok(state) => state,
+            Err(error) => {
+                report.error = Some(error.to_string());
+                return Some(report);
+            }
+        };
+        if !force && state.not_before.is_some_and(|t| t > Utc::now().timestamp()) {
+            tracing::debug!(source = %source.name, "backing off; tick skipped");
+            return None;
+        }
+        // Bounds the polls in flight (and the parsed feeds waiting for the writer) at any time.
+        let _slot = self.poll_slots.acquire().await.ok();
+        if let Err(error) = self.try_poll(source, source_id, &state, &mut report).await {
             report.error = Some(error.to_string());
-            if let PollError::Fetch(fetch) = &error {
-                report.status = fetch.status();
+            let fetch_error = match &error {
+                PollError::Fetch(fetch) => Some(fetch),
+                _ => None,
+            };
+            report.status = report.status.or(fetch_error.and_then(FetchError::status));
+            let wait = backoff(
+                source.schedule.interval(),
+                state.error_count + 1,
+                fetch_error.and_then(FetchError::retry_after),
+                random_unit(),
+            );
+            let retry_at = Utc::now().timestamp() + wait.as_secs() as i64;
+            if let Err(store_error) =
+                self.store.record_failure(source_id, report.status, error.to_string(), retry_at).await
+            {
+                tracing::error!(source = %source.name, error = %store_error, "cannot record poll failure");
             }
-            if let Some(&id) = self.source_ids.get(&source.name) {
-                let next = next_poll(source);
-                if let Err(store_error) =
-                    self.store.record_failure(id, report.status, error.to_string(), next).await
-                {
-                    tracing::error!(source = %source.name, error = %store_error, "cannot record poll failure");
-                }
-            }
+            report.note = Some(format!("retry in {}s", wait.as_secs()));
         }
         report.duration = started.elapsed();
         let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let duration_ms = report.duration.as_millis() as u64;
+        let note = report.note.as_deref().unwrap_or("");
         match &report.error {
             None => tracing::info!(
                 source = %source.name, status = %status, new = report.new, duplicate = report.duplicate,
-                duration_ms, "poll"
+                duration_ms, note, "poll"
             ),
             Some(error) => tracing::warn!(
-                source = %source.name, status = %status, duration_ms, error = %error, "poll failed"
+                source = %source.name, status = %status, duration_ms, error = %error, note, "poll failed"
             ),
         }
-        report
+        Some(report)
     }
 
-    async fn try_poll(&self, source: &Source, report: &mut PollReport) -> Result<(), PollError> {
-        let source_id = *self
-            .source_ids
-            .get(&source.name)
-            .ok_or_else(|| PollError::UnknownSource(source.name.clone()))?;
-        let validators = self.store.validators(source_id).await?;
-        let fetched = match self.fetcher.fetch_feed(&source.url, &validators).await? {
+    async fn try_poll(
+        &self,
+        source: &Source,
+        source_id: i64,
+        state: &PollState,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        // A permanent redirect seen earlier is followed directly, until the config changes.
+        let url = match (&state.moved_from, &state.moved_to) {
+            (Some(from), Some(to)) if *from == source.url.as_str() => {
+                Url::parse(to).unwrap_or(source.url.clone())
+            }
+            _ => source.url.clone(),
+        };
+        let fetched = match self.fetcher.fetch_feed(&url, &state.validators).await? {
             FeedResponse::NotModified => {
                 report.status = Some(304);
+                report.note = Some("not modified".into());
                 let success =
-                    PollSuccess { status: 304, next_poll_at: next_poll(source), ..Default::default() };
+                    PollSuccess { status: 304, next_poll_at: next_poll(source, None), ..Default::default() };
                 self.store.commit_poll(source_id, Vec::new(), success).await?;
                 return Ok(());
             }
             FeedResponse::Fetched(fetched) => fetched,
         };
         report.status = Some(fetched.status);
+        let moved = fetched.moved_permanently.as_ref().map(|to| {
+            tracing::warn!(source = %source.name, from = %source.url, to = %to, "feed moved permanently; update the config");
+            (source.url.to_string(), to.to_string())
+        });
+        let body_hash = sha256_hex(&fetched.body);
+        if state.body_hash.as_deref() == Some(body_hash.as_str()) {
+            report.note = Some("unchanged".into());
+            let success = PollSuccess {
+                status: fetched.status,
+                validators: Some((fetched.validators, body_hash)),
+                next_poll_at: next_poll(source, None),
+                moved,
+                ..Default::default()
+            };
+            self.store.commit_poll(source_id, Vec::new(), success).await?;
+            return Ok(());
+        }
+        if fetched.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(PollError::Parse { url: fetched.url.to_string(), error: feed::ParseError::empty() });
+        }
         let feed_url = fetched.url.clone();
-        let body = fetched.body;
+        let (body, content_type) = (fetched.body, fetched.content_type);
         let parse_url = feed_url.clone();
-        let parsed = tokio::task::spawn_blocking(move || feed::parse(&body, &parse_url))
-            .await
-            .map_err(|e| PollError::Task(e.to_string()))?
-            .map_err(|error| PollError::Parse { url: feed_url.to_string(), error })?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            feed::parse(&feed_to_utf8(&body, content_type.as_deref()), &parse_url)
+        })
+        .await
+        .map_err(|e| PollError::Task(e.to_string()))?
+        .map_err(|error| PollError::Parse { url: feed_url.to_string(), error })?;
 
         let items = self.new_items(source_id, parsed.items).await?;
         let (candidates, complete) = self.candidates(source, items).await;
+        if !complete {
+            report.note = Some("some pages deferred to the next poll".into());
+        }
+        let pace = parsed.publisher_interval.max(fetched.freshness).map(|p| p.min(self.max_interval));
         let success = PollSuccess {
             status: fetched.status,
             feed_title: parsed.title,
             // A poll cut short keeps the old validators, so the next poll sees the skipped items.
-            validators: complete.then_some(fetched.validators),
-            next_poll_at: next_poll(source),
+            validators: complete.then_some((fetched.validators, body_hash)),
+            next_poll_at: next_poll(source, pace),
+            not_before: pace.map(|p| Utc::now().timestamp() + p.as_secs() as i64),
+            moved,
         };
         let counts = self.store.commit_poll(source_id, candidates, success).await?;
         report.new = counts.new;
@@ -218,6 +295,7 @@ impl Poller {
         loop {
             tokio::select! {
                 next = fetches.join_next() => match next {
+                    Some(Ok((_, _, _, Some(Err(PageError { deferred: true, .. }))))) => complete = false,
                     Some(Ok((index, item, link, page))) => {
                         let article = page.and_then(|page| self.choose_article(&item, page));
                         candidates.push((index, candidate(item, link, article)));
@@ -244,22 +322,24 @@ impl Poller {
     ) -> impl std::future::Future<Output = PageResult> + Send + 'static {
         let cell = {
             let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-            pages.retain(|_, (at, _)| at.elapsed() < PAGE_MEMORY);
+            // Forget old results, and failures once settled, so a later poll can try again.
+            pages.retain(|_, (at, cell)| at.elapsed() < PAGE_MEMORY && !matches!(cell.get(), Some(Err(_))));
             Arc::clone(
                 &pages.entry(canonical).or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new()))).1,
             )
         };
         let fetcher = self.fetcher.clone();
         let extractor = Arc::clone(&self.extractor);
-        let slots = Arc::clone(&self.page_slots);
         async move {
             cell.get_or_init(|| async move {
-                let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
-                let page = fetcher.fetch_page(&url).await.map_err(|e| e.to_string())?;
+                let page = fetcher
+                    .fetch_page(&url)
+                    .await
+                    .map_err(|e| PageError { deferred: e.is_deferral(), message: e.to_string() })?;
                 let html = decode_html(&page.body, page.content_type.as_deref());
                 tokio::task::spawn_blocking(move || extractor.extract(&html, &page.url))
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| PageError { message: e.to_string(), deferred: false })
             })
             .await
             .clone()
@@ -270,7 +350,7 @@ impl Poller {
     fn choose_article(&self, item: &FeedItem, page: PageResult) -> Option<Article> {
         let link = item.link.as_ref().map(Url::as_str).unwrap_or_default();
         match page {
-            Err(error) => {
+            Err(PageError { message: error, .. }) => {
                 tracing::warn!(link, error = %error, "article page not fetched; publishing the feed's text");
                 None
             }
@@ -333,6 +413,53 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
     }
 }
 
-fn next_poll(source: &Source) -> Option<i64> {
-    source.schedule.next_after(Utc::now()).map(|t| t.timestamp())
+/// The next scheduled time, at least `pace` from now.
+fn next_poll(source: &Source, pace: Option<Duration>) -> Option<i64> {
+    let earliest = Utc::now() + chrono::Duration::from_std(pace.unwrap_or_default()).unwrap_or_default();
+    source.schedule.next_after(earliest).map(|t| t.timestamp())
+}
+
+/// How long to leave a source alone after its `failures`-th failure in a row: the schedule's
+/// interval, doubled per further failure, capped at a day, spread by `unit` (0..1) over ±20 %,
+/// and never shorter than the server's Retry-After.
+fn backoff(interval: Duration, failures: i64, retry_after: Option<Duration>, unit: f64) -> Duration {
+    let doublings = (failures - 1).clamp(0, 30) as u32;
+    let doubled = interval.saturating_mul(2u32.saturating_pow(doublings)).min(MAX_BACKOFF);
+    let jittered = doubled.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0)).min(MAX_BACKOFF);
+    jittered.max(retry_after.unwrap_or_default())
+}
+
+/// A random number in 0..1, from the per-process random keys of the standard hasher.
+fn random_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_honours_retry_after() {
+        let ten_min = Duration::from_secs(600);
+        assert_eq!(backoff(ten_min, 1, None, 0.5), ten_min);
+        assert_eq!(backoff(ten_min, 3, None, 0.5), Duration::from_secs(2400));
+        assert_eq!(backoff(ten_min, 40, None, 1.0), MAX_BACKOFF);
+        assert_eq!(backoff(ten_min, 1, None, 0.0), Duration::from_secs(480));
+        assert_eq!(backoff(ten_min, 1, Some(Duration::from_secs(7200)), 0.5), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn random_units_vary_within_range() {
+        let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        assert!(draws.windows(2).any(|w| w[0] != w[1]));
+    }
 }

@@ -2,7 +2,10 @@
 //!
 //! Each source has a lock: a tick that finds the previous poll still running is skipped, so a
 //! source never polls concurrently with itself. Every poll runs in its own task, so one slow or
-//! failing source never delays another.
+//! failing source never delays another. Scheduled polls start after a fixed per-source offset
+//! (up to a quarter of the interval, at most two minutes), so a thousand sources on `*/10` spread
+//! over two minutes instead of firing in the same second. Whether a tick actually polls is the
+//! poller's decision: a source in backoff, or paced by its publisher, skips ticks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::{Schedule, Source};
 use crate::poll::Poller;
+use crate::shutdown::Shutdown;
 
 /// The scheduler could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +30,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Starts a job per source and polls every source once now.
-    pub async fn start(poller: Arc<Poller>, sources: &[Source]) -> Result<Scheduler, ScheduleError> {
+    pub async fn start(
+        poller: Arc<Poller>,
+        sources: &[Source],
+        shutdown: Shutdown,
+    ) -> Result<Scheduler, ScheduleError> {
         let jobs = JobScheduler::new().await?;
         let mut locks = Vec::with_capacity(sources.len());
         for source in sources {
@@ -34,8 +42,9 @@ impl Scheduler {
             locks.push(Arc::clone(&lock));
             let tick = {
                 let (poller, source, lock) = (Arc::clone(&poller), source.clone(), Arc::clone(&lock));
+                let (offset, shutdown) = (spread_offset(&source), shutdown.clone());
                 move |_id, _scheduler| {
-                    spawn_poll(&poller, &source, &lock);
+                    spawn_poll(&poller, &source, &lock, offset, &shutdown);
                     Box::pin(async {}) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
                 }
             };
@@ -44,7 +53,7 @@ impl Scheduler {
                 Schedule::Every(every) => Job::new_repeated_async(*every, tick)?,
             };
             jobs.add(job).await?;
-            spawn_poll(&poller, source, &lock);
+            spawn_poll(&poller, source, &lock, Duration::ZERO, &shutdown);
         }
         jobs.start().await?;
         Ok(Scheduler { jobs, locks })
@@ -66,15 +75,67 @@ impl Scheduler {
     }
 }
 
-/// Starts a poll unless the source is already being polled.
-fn spawn_poll(poller: &Arc<Poller>, source: &Source, lock: &Arc<Mutex<()>>) {
+/// Starts a poll after `offset` unless the source is already being polled.
+fn spawn_poll(
+    poller: &Arc<Poller>,
+    source: &Source,
+    lock: &Arc<Mutex<()>>,
+    offset: Duration,
+    shutdown: &Shutdown,
+) {
     let Ok(guard) = Arc::clone(lock).try_lock_owned() else {
         tracing::debug!(source = %source.name, "previous poll still running; tick skipped");
         return;
     };
-    let (poller, source) = (Arc::clone(poller), source.clone());
+    let (poller, source, shutdown) = (Arc::clone(poller), source.clone(), shutdown.clone());
     tokio::spawn(async move {
         let _guard = guard;
-        poller.poll(&source).await;
+        tokio::select! {
+            _ = tokio::time::sleep(offset) => { poller.poll(&source, false).await; }
+            _ = shutdown.wait() => {}
+        }
     });
+}
+
+/// A stable per-source start offset: a hash of the name, within a quarter of the interval and at
+/// most two minutes.
+fn spread_offset(source: &Source) -> Duration {
+    use sha2::Digest;
+    let window = (source.schedule.interval() / 4).min(Duration::from_secs(120));
+    let digest = sha2::Sha256::digest(source.name.as_bytes());
+    let hash = digest.iter().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let window_ms = window.as_millis().max(1) as u64;
+    Duration::from_millis(hash % window_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Schedule;
+
+    fn source(name: &str, schedule: Schedule) -> Source {
+        let url = url::Url::parse("https://e.com/rss").unwrap_or_else(|_| unreachable!());
+        Source { name: name.into(), url, schedule, full_text: false, tags: vec![] }
+    }
+
+    #[test]
+    fn sources_on_one_schedule_spread_over_two_minutes() {
+        let every_ten = Schedule::Cron("0 */10 * * * *".into());
+        let offsets: Vec<u64> = (0..1000)
+            .map(|i| spread_offset(&source(&format!("s{i}"), every_ten.clone())).as_secs())
+            .collect();
+        assert!(offsets.iter().all(|s| *s < 120));
+        let mut per_second = std::collections::HashMap::new();
+        for s in &offsets {
+            *per_second.entry(s).or_insert(0) += 1;
+        }
+        assert!(per_second.len() > 100, "1,000 sources use {} distinct seconds", per_second.len());
+        assert!(per_second.values().all(|n| *n < 30), "no second holds more than a few dozen");
+        // Stable: the same name always gets the same offset.
+        assert_eq!(spread_offset(&source("s1", every_ten.clone())), spread_offset(&source("s1", every_ten)));
+        // Short intervals get short offsets.
+        assert!(
+            spread_offset(&source("x", Schedule::Every(Duration::from_secs(1)))) < Duration::from_millis(250)
+        );
+    }
 }

@@ -1,16 +1,78 @@
-//! Bytes → text for HTML pages: the charset from the HTTP header, a BOM or `<meta charset>`,
-//! else UTF-8 (invalid sequences replaced, never an error).
+//! Bytes → text: which character encoding a feed or page is in, and decoding it.
+//!
+//! Order of evidence: a byte-order mark (it wins over any declaration), the HTTP `charset`
+//! parameter, the document's own declaration (`<?xml encoding=…?>` for feeds, `<meta charset>` for
+//! pages), and finally detection (chardetng) when the bytes are not valid UTF-8. A declared UTF-8
+//! that the bytes contradict is treated as no declaration at all — a common server misconfiguration.
 
-use encoding_rs::Encoding;
+use std::sync::LazyLock;
+
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
+use regex::bytes::Regex;
+
+static XML_ENCODING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:\-]+)["']"#)
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
+static XML_DECLARATION: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r#"^(\s*<\?xml[^>]*?encoding\s*=\s*)["'][A-Za-z0-9._:\-]+["']"#)
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
 
 /// Decodes an HTML document.
 pub fn decode_html(bytes: &[u8], content_type: Option<&str>) -> String {
-    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
-        return encoding.decode_without_bom_handling(&bytes[bom_len..]).0.into_owned();
+    let (encoding, body) = sniff(bytes, content_type, meta_charset);
+    encoding.decode_without_bom_handling(body).0.into_owned()
+}
+
+/// A feed as UTF-8 bytes, with its XML declaration (if any) rewritten to say so, ready for a
+/// parser that trusts the declaration.
+pub fn feed_to_utf8(bytes: &[u8], content_type: Option<&str>) -> Vec<u8> {
+    let (encoding, body) = sniff(bytes, content_type, xml_declared);
+    if encoding == UTF_8 && !XML_ENCODING.is_match(body) {
+        return body.to_vec();
     }
-    let encoding =
-        content_type.and_then(charset_param).or_else(|| meta_charset(bytes)).unwrap_or(encoding_rs::UTF_8);
-    encoding.decode_without_bom_handling(bytes).0.into_owned()
+    let text = encoding.decode_without_bom_handling(body).0;
+    XML_DECLARATION.replace(&text, "${1}\"utf-8\"").into_owned().into_bytes()
+}
+
+/// The encoding and the bytes to decode (without a BOM).
+fn sniff<'a>(
+    bytes: &'a [u8],
+    content_type: Option<&str>,
+    declared: fn(&[u8]) -> Option<&'static Encoding>,
+) -> (&'static Encoding, &'a [u8]) {
+    if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
+        return (encoding, &bytes[bom_len..]);
+    }
+    if let Some(encoding) = utf16_without_bom(bytes) {
+        return (encoding, bytes);
+    }
+    let plausible = |e: &&'static Encoding| *e != UTF_8 || std::str::from_utf8(bytes).is_ok();
+    let encoding = content_type
+        .and_then(charset_param)
+        .filter(plausible)
+        .or_else(|| declared(bytes).filter(plausible))
+        .unwrap_or_else(|| detect(bytes));
+    (encoding, bytes)
+}
+
+/// UTF-16 text without a BOM still starts with `<` as a 16-bit unit.
+fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
+    match bytes {
+        [b'<', 0, next, 0, ..] if *next != 0 => Some(UTF_16LE),
+        [0, b'<', 0, next, ..] if *next != 0 => Some(UTF_16BE),
+        _ => None,
+    }
+}
+
+fn detect(bytes: &[u8]) -> &'static Encoding {
+    if std::str::from_utf8(bytes).is_ok() {
+        return UTF_8;
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(bytes, true);
+    detector.guess(None, chardetng::Utf8Detection::Allow)
 }
 
 /// The `charset=` parameter of a Content-Type value.
@@ -24,6 +86,13 @@ fn charset_param(content_type: &str) -> Option<&'static Encoding> {
     })
 }
 
+/// `<?xml … encoding="…"?>`.
+fn xml_declared(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = &bytes[..bytes.len().min(512)];
+    let label = XML_ENCODING.captures(head)?.get(1)?.as_bytes();
+    ascii_compatible(Encoding::for_label(label)?)
+}
+
 /// `<meta charset=..>` or `<meta http-equiv content="..charset=..">` in the first 2 KiB.
 fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(2048)]).to_ascii_lowercase();
@@ -33,21 +102,26 @@ fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
         .collect();
-    let encoding = Encoding::for_label(value.as_bytes())?;
-    // A page that declares UTF-16 in ASCII-compatible bytes is really UTF-8 (HTML spec).
-    Some(if encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE {
-        encoding_rs::UTF_8
-    } else {
-        encoding
-    })
+    ascii_compatible(Encoding::for_label(value.as_bytes())?)
+}
+
+/// A UTF-16 declaration inside ASCII-compatible bytes is wrong; such documents are UTF-8 (as the
+/// HTML spec says).
+fn ascii_compatible(encoding: &'static Encoding) -> Option<&'static Encoding> {
+    Some(if encoding == UTF_16LE || encoding == UTF_16BE { UTF_8 } else { encoding })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn feed(encoding: &'static Encoding, declared: &str) -> Vec<u8> {
+        let text = format!("<?xml version=\"1.0\" encoding=\"{declared}\"?><rss><channel><title>Київ</title></channel></rss>");
+        encoding.encode(&text).0.into_owned()
+    }
+
     #[test]
-    fn header_charset_wins() {
+    fn header_charset_wins_for_pages() {
         let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<p>Київ</p>");
         assert_eq!(decode_html(&bytes, Some("text/html; charset=windows-1251")), "<p>Київ</p>");
     }
@@ -65,5 +139,56 @@ mod tests {
         let mut page = vec![0xEF, 0xBB, 0xBF];
         page.extend_from_slice("<meta charset=windows-1251>Київ".as_bytes());
         assert!(decode_html(&page, None).ends_with("Київ"));
+    }
+
+    #[test]
+    fn undeclared_cyrillic_page_is_detected() {
+        let text =
+            "<p>Уночі сили протиповітряної оборони знешкодили двадцять ударних дронів над областю.</p>";
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(text);
+        assert_eq!(decode_html(&bytes, None), text);
+    }
+
+    #[test]
+    fn feeds_in_legacy_encodings_become_utf8_with_their_declaration() {
+        for (encoding, label) in
+            [(encoding_rs::WINDOWS_1251, "windows-1251"), (encoding_rs::KOI8_U, "koi8-u")]
+        {
+            let out = String::from_utf8(feed_to_utf8(&feed(encoding, label), None)).unwrap();
+            assert!(out.contains("Київ") && out.contains("encoding=\"utf-8\""), "{out}");
+        }
+    }
+
+    #[test]
+    fn utf16_feeds_decode_with_or_without_bom() {
+        let text =
+            "<?xml version=\"1.0\" encoding=\"utf-16\"?><rss><channel><title>Київ</title></channel></rss>";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom: Vec<u8> = [0xFF, 0xFE].into_iter().chain(le.iter().copied()).collect();
+        for bytes in [le, be, with_bom] {
+            let out = String::from_utf8(feed_to_utf8(&bytes, None)).unwrap();
+            assert!(out.contains("Київ") && out.contains("encoding=\"utf-8\""), "{out}");
+        }
+    }
+
+    #[test]
+    fn header_charset_beats_xml_declaration_and_bom_beats_both() {
+        let bytes = feed(encoding_rs::WINDOWS_1251, "iso-8859-1");
+        let out = String::from_utf8(feed_to_utf8(&bytes, Some("application/rss+xml; charset=windows-1251")))
+            .unwrap();
+        assert!(out.contains("Київ"), "{out}");
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"windows-1251\"?><t>");
+        bom.extend_from_slice("Київ</t>".as_bytes());
+        let out = String::from_utf8(feed_to_utf8(&bom, Some("text/xml; charset=koi8-u"))).unwrap();
+        assert!(out.contains("Київ"), "{out}");
+    }
+
+    #[test]
+    fn a_wrong_utf8_header_falls_back_to_the_declaration() {
+        let bytes = feed(encoding_rs::WINDOWS_1251, "windows-1251");
+        let out = String::from_utf8(feed_to_utf8(&bytes, Some("text/xml; charset=utf-8"))).unwrap();
+        assert!(out.contains("Київ"), "{out}");
     }
 }

@@ -7,26 +7,32 @@
 
 pub mod charset;
 pub mod guard;
+pub mod politeness;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{redirect, Client, StatusCode};
 use url::Url;
 
 use crate::config::FetchConfig;
+use politeness::Politeness;
 
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 5;
+/// How long a host that answered 429/503 without Retry-After is left alone.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// A request that did not produce a usable response.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: refused: {reason}")]
     Refused { url: String, reason: String },
-    #[error("{url}: HTTP {status}")]
-    Status { url: String, status: u16 },
+    #[error("{url}: HTTP {status}{}", retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    Status { url: String, status: u16, retry_after: Option<Duration> },
+    #[error("{url}: the host asked for a pause; retrying in {}s", wait.as_secs())]
+    HostPaused { url: String, wait: Duration },
     #[error("{url}: body larger than {limit} bytes")]
     TooLarge { url: String, limit: u64 },
     #[error("{url}: {message}")]
@@ -42,6 +48,21 @@ impl FetchError {
             FetchError::Status { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// How long the server asked us to wait (Retry-After on 429/503), or the pause in force.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Status { retry_after, .. } => *retry_after,
+            FetchError::HostPaused { wait, .. } => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// A "come back later" answer (429, 503, a paused host): the request should be retried, not
+    /// given up on.
+    pub fn is_deferral(&self) -> bool {
+        matches!(self, FetchError::HostPaused { .. } | FetchError::Status { status: 429 | 503, .. })
     }
 }
 
@@ -60,6 +81,10 @@ pub struct Fetched {
     pub url: Url,
     pub content_type: Option<String>,
     pub validators: Validators,
+    /// How long the publisher says the response stays fresh (Cache-Control max-age, Expires).
+    pub freshness: Option<Duration>,
+    /// For feeds: the new URL when every redirect on the way was permanent (301/308).
+    pub moved_permanently: Option<Url>,
     pub body: Vec<u8>,
 }
 
@@ -76,46 +101,103 @@ pub struct Fetcher {
     feeds: Client,
     articles: Client,
     guard_articles: bool,
-    max_body_bytes: u64,
+    config: Arc<FetchConfig>,
+    politeness: Arc<Politeness>,
 }
 
 impl Fetcher {
     pub fn new(config: &FetchConfig) -> Result<Fetcher, FetchError> {
         let guard_articles = !config.allow_private_networks;
+        let allowed_private: Vec<String> =
+            config.hosts.iter().filter(|(_, o)| o.allow_private).map(|(host, _)| host.clone()).collect();
         Ok(Fetcher {
-            feeds: build_client(config, false)?,
-            articles: build_client(config, guard_articles)?,
+            feeds: build_client(config, Redirects::Manual)?,
+            articles: build_client(
+                config,
+                Redirects::Follow { guarded: guard_articles.then_some(allowed_private) },
+            )?,
             guard_articles,
-            max_body_bytes: config.max_body_bytes,
+            config: Arc::new(config.clone()),
+            politeness: Arc::new(Politeness::new(config)),
         })
     }
 
-    /// Fetches a feed, conditionally when validators are known.
-    pub async fn fetch_feed(&self, url: &Url, validators: &Validators) -> Result<FeedResponse, FetchError> {
-        let mut request = self.feeds.get(url.as_str()).header(
-            header::ACCEPT,
-            "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
-        );
-        if let Some(etag) = &validators.etag {
-            request = request.header(header::IF_NONE_MATCH, etag);
-        }
-        if let Some(last_modified) = &validators.last_modified {
-            request = request.header(header::IF_MODIFIED_SINCE, last_modified);
-        }
-        let response = request.send().await.map_err(|e| network(url, e))?;
-        if response.status() == StatusCode::NOT_MODIFIED {
-            return Ok(FeedResponse::NotModified);
-        }
-        self.read(url, response).await.map(FeedResponse::Fetched)
+    /// The shared per-host limits (for tests and the status of hosts).
+    pub fn politeness(&self) -> &Politeness {
+        &self.politeness
     }
 
-    /// Fetches an article page.
+    fn private_allowed(&self, url: &Url) -> bool {
+        url.host_str().and_then(|h| self.config.host_override(h)).is_some_and(|o| o.allow_private)
+    }
+
+    /// Fetches a feed, conditionally when validators are known. Redirects are followed here, hop
+    /// by hop, so that a permanent move can be reported and each hop is rate-limited.
+    pub async fn fetch_feed(&self, url: &Url, validators: &Validators) -> Result<FeedResponse, FetchError> {
+        let mut current = url.clone();
+        let mut visited: Vec<Url> = Vec::new();
+        let mut all_permanent = true;
+        loop {
+            let _permit = self.politeness.acquire(current.host_str().unwrap_or_default()).await;
+            let mut request = self.feeds.get(current.as_str()).header(
+                header::ACCEPT,
+                "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
+            );
+            if let Some(etag) = &validators.etag {
+                request = request.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(last_modified) = &validators.last_modified {
+                request = request.header(header::IF_MODIFIED_SINCE, last_modified);
+            }
+            let response = request.send().await.map_err(|e| network(&current, e))?;
+            let status = response.status();
+            if status == StatusCode::NOT_MODIFIED {
+                return Ok(FeedResponse::NotModified);
+            }
+            let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok());
+            match location.filter(|_| status.is_redirection()) {
+                None => {
+                    let moved = (!visited.is_empty() && all_permanent).then(|| current.clone());
+                    let mut fetched = self.read(&current, response).await?;
+                    fetched.moved_permanently = moved;
+                    return Ok(FeedResponse::Fetched(fetched));
+                }
+                Some(location) => {
+                    let next = current.join(location).map_err(|e| FetchError::Network {
+                        url: current.to_string(),
+                        message: format!("bad redirect Location `{location}`: {e}"),
+                    })?;
+                    all_permanent &= matches!(status.as_u16(), 301 | 308);
+                    visited.push(std::mem::replace(&mut current, next));
+                    if visited.contains(&current) {
+                        return Err(FetchError::Network {
+                            url: url.to_string(),
+                            message: format!("redirect loop at {current}"),
+                        });
+                    }
+                    if visited.len() > MAX_REDIRECTS {
+                        return Err(FetchError::Network {
+                            url: url.to_string(),
+                            message: format!("more than {MAX_REDIRECTS} redirects"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fetches an article page. A host that answers 429 or 503 is paused for its Retry-After.
     pub async fn fetch_page(&self, url: &Url) -> Result<Fetched, FetchError> {
-        if self.guard_articles {
+        if self.guard_articles && !self.private_allowed(url) {
             if let Some(reason) = guard::refusal(url) {
                 return Err(FetchError::Refused { url: url.to_string(), reason });
             }
         }
+        let host = url.host_str().unwrap_or_default();
+        if let Some(until) = self.politeness.paused_until(host) {
+            return Err(FetchError::HostPaused { url: url.to_string(), wait: until - Instant::now() });
+        }
+        let _permit = self.politeness.acquire(host).await;
         let response = self
             .articles
             .get(url.as_str())
@@ -123,36 +205,68 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| network(url, e))?;
-        self.read(url, response).await
+        let result = self.read(url, response).await;
+        if let Err(error) = &result {
+            if error.is_deferral() {
+                let wait = error.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+                tracing::warn!(
+                    host,
+                    wait_secs = wait.as_secs(),
+                    "host asked us to slow down; pausing its article fetches"
+                );
+                self.politeness.pause(host, Instant::now() + wait);
+            }
+        }
+        result
     }
 
     async fn read(&self, url: &Url, mut response: reqwest::Response) -> Result<Fetched, FetchError> {
         let status = response.status();
         if !status.is_success() {
-            return Err(FetchError::Status { url: url.to_string(), status: status.as_u16() });
+            let retry_after = retry_after(response.headers());
+            return Err(FetchError::Status { url: url.to_string(), status: status.as_u16(), retry_after });
         }
-        let too_large = || FetchError::TooLarge { url: url.to_string(), limit: self.max_body_bytes };
-        if response.content_length().is_some_and(|n| n > self.max_body_bytes) {
+        let limit = self.config.max_body_bytes;
+        let too_large = || FetchError::TooLarge { url: url.to_string(), limit };
+        if response.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
         }
         let headers = response.headers();
         let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
         let content_type = text(header::CONTENT_TYPE);
         let validators = Validators { etag: text(header::ETAG), last_modified: text(header::LAST_MODIFIED) };
+        let freshness = freshness(headers);
         let final_url = response.url().clone();
         let mut body = Vec::new();
         // Chunks arrive decompressed, so the cap also stops gzip and brotli bombs.
         while let Some(chunk) = response.chunk().await.map_err(|e| network(url, e))? {
-            if body.len() as u64 + chunk.len() as u64 > self.max_body_bytes {
+            if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { status: status.as_u16(), url: final_url, content_type, validators, body })
+        Ok(Fetched {
+            status: status.as_u16(),
+            url: final_url,
+            content_type,
+            validators,
+            freshness,
+            moved_permanently: None,
+            body,
+        })
     }
 }
 
-fn build_client(config: &FetchConfig, guarded: bool) -> Result<Client, FetchError> {
+/// How a client handles redirects.
+enum Redirects {
+    /// Not followed by reqwest (feeds follow them hop by hop).
+    Manual,
+    /// Followed, checking each hop against the SSRF guard when `guarded` lists the hosts allowed
+    /// to be private.
+    Follow { guarded: Option<Vec<String>> },
+}
+
+fn build_client(config: &FetchConfig, redirects: Redirects) -> Result<Client, FetchError> {
     let mut headers = HeaderMap::new();
     headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("uk, en;q=0.8, *;q=0.5"));
     let mut builder = Client::builder()
@@ -160,21 +274,25 @@ fn build_client(config: &FetchConfig, guarded: bool) -> Result<Client, FetchErro
         .default_headers(headers)
         .timeout(Duration::from_secs(config.timeout_secs))
         .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
-        .redirect(redirect_policy(guarded));
+        .redirect(match &redirects {
+            Redirects::Manual => redirect::Policy::none(),
+            Redirects::Follow { guarded } => redirect_policy(guarded.clone()),
+        });
     if let Some(proxy) = &config.proxy {
         let proxy = reqwest::Proxy::all(proxy.as_str())
             .map_err(|e| FetchError::Client(e.to_string()))?
             .no_proxy(reqwest::NoProxy::from_env());
         builder = builder.proxy(proxy);
     }
-    if guarded {
-        builder = builder.dns_resolver(Arc::new(guard::GuardedResolver));
+    if let Redirects::Follow { guarded: Some(allowed) } = redirects {
+        builder = builder.dns_resolver(Arc::new(guard::GuardedResolver::new(allowed)));
     }
     builder.build().map_err(|e| FetchError::Client(e.to_string()))
 }
 
-/// At most [`MAX_REDIRECTS`] hops, no loops, and (when guarded) no hop to a non-public literal IP.
-fn redirect_policy(guarded: bool) -> redirect::Policy {
+/// At most [`MAX_REDIRECTS`] hops, no loops, and (when guarded) no hop to a non-public literal IP
+/// unless its host is allowed to be private.
+fn redirect_policy(guarded: Option<Vec<String>>) -> redirect::Policy {
     redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
@@ -183,8 +301,9 @@ fn redirect_policy(guarded: bool) -> redirect::Policy {
         if attempt.previous().contains(&next) {
             return attempt.error(format!("redirect loop at {next}"));
         }
-        if guarded {
-            if let Some(reason) = guard::refusal(&next) {
+        if let Some(allowed) = &guarded {
+            let host = next.host_str().unwrap_or_default();
+            if let Some(reason) = guard::refusal(&next).filter(|_| !guard::host_listed(host, allowed)) {
                 return attempt.error(format!("redirect to {next} refused: {reason}"));
             }
         }
@@ -202,4 +321,62 @@ fn network(url: &Url, error: reqwest::Error) -> FetchError {
         cause = inner.source();
     }
     FetchError::Network { url: url.to_string(), message }
+}
+
+/// Retry-After as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+/// How long the response says it stays fresh: `Cache-Control: max-age`, else `Expires` − `Date`.
+fn freshness(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if let Some(cache_control) = text(header::CACHE_CONTROL) {
+        let max_age = cache_control
+            .split(',')
+            .find_map(|d| d.trim().strip_prefix("max-age=")?.trim_matches('"').parse::<u64>().ok());
+        if let Some(seconds) = max_age {
+            return Some(Duration::from_secs(seconds));
+        }
+    }
+    let expires = chrono::DateTime::parse_from_rfc2822(text(header::EXPIRES)?).ok()?;
+    let date = text(header::DATE)
+        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+        .map(|d| d.with_timezone(&chrono::Utc));
+    (expires.with_timezone(&chrono::Utc) - date.unwrap_or_else(chrono::Utc::now)).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(retry_after(&headers(&[(header::RETRY_AFTER, "120")])), Some(Duration::from_secs(120)));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(300)).to_rfc2822();
+        let parsed = retry_after(&headers(&[(header::RETRY_AFTER, &later)])).unwrap();
+        assert!((298..=300).contains(&parsed.as_secs()), "{parsed:?}");
+        assert_eq!(retry_after(&headers(&[(header::RETRY_AFTER, "soon")])), None);
+    }
+
+    #[test]
+    fn freshness_from_cache_control_or_expires() {
+        let h = headers(&[(header::CACHE_CONTROL, "public, max-age=1800")]);
+        assert_eq!(freshness(&h), Some(Duration::from_secs(1800)));
+        let h = headers(&[
+            (header::DATE, "Wed, 02 Jul 2025 10:00:00 GMT"),
+            (header::EXPIRES, "Wed, 02 Jul 2025 11:00:00 GMT"),
+        ]);
+        assert_eq!(freshness(&h), Some(Duration::from_secs(3600)));
+        assert_eq!(freshness(&HeaderMap::new()), None);
+    }
 }

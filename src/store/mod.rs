@@ -14,10 +14,13 @@ use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 use tokio::sync::oneshot;
 
-pub use queries::{Candidate, CommitCounts, PollSuccess, SourceRow, StoredItem};
+pub use queries::{Candidate, CommitCounts, PollState, PollSuccess, SourceRow, StoredItem};
 
 /// The migrations, in order. Add new files at the end; never edit one that has shipped.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../../migrations/0001_initial.sql")),
+    M::up(include_str!("../../migrations/0002_poll_pacing.sql")),
+];
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]

@@ -30,9 +30,24 @@ pub struct Candidate {
 pub struct PollSuccess {
     pub status: u16,
     pub feed_title: Option<String>,
-    /// New validators; `None` keeps the stored ones (a 304, or a poll cut short by shutdown).
-    pub validators: Option<Validators>,
+    /// New validators and body hash; `None` keeps the stored ones (a 304, or a poll cut short).
+    pub validators: Option<(Validators, String)>,
     pub next_poll_at: Option<i64>,
+    /// No scheduled poll before this (the publisher's pace).
+    pub not_before: Option<i64>,
+    /// The configured URL and where it moved permanently.
+    pub moved: Option<(String, String)>,
+}
+
+/// What the previous polls left for the next one.
+#[derive(Debug, Clone, Default)]
+pub struct PollState {
+    pub validators: Validators,
+    pub body_hash: Option<String>,
+    pub not_before: Option<i64>,
+    pub error_count: i64,
+    pub moved_from: Option<String>,
+    pub moved_to: Option<String>,
 }
 
 /// What a commit did with the candidates.
@@ -107,13 +122,25 @@ impl Store {
         .await
     }
 
-    /// The stored ETag and Last-Modified of a source.
-    pub async fn validators(&self, source_id: i64) -> Result<Validators, StoreError> {
+    /// What the previous polls of a source left: validators, body hash, pacing, moves.
+    pub async fn poll_state(&self, source_id: i64) -> Result<PollState, StoreError> {
         self.read(move |conn| {
             let row = conn
-                .query_row("SELECT etag, last_modified FROM sources WHERE id = ?1", [source_id], |row| {
-                    Ok(Validators { etag: row.get(0)?, last_modified: row.get(1)? })
-                })
+                .query_row(
+                    "SELECT etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to
+                     FROM sources WHERE id = ?1",
+                    [source_id],
+                    |row| {
+                        Ok(PollState {
+                            validators: Validators { etag: row.get(0)?, last_modified: row.get(1)? },
+                            body_hash: row.get(2)?,
+                            not_before: row.get(3)?,
+                            error_count: row.get(4)?,
+                            moved_from: row.get(5)?,
+                            moved_to: row.get(6)?,
+                        })
+                    },
+                )
                 .optional()?;
             Ok(row.unwrap_or_default())
         })
@@ -166,49 +193,57 @@ impl Store {
                     counts.duplicate += 1;
                 }
             }
-            let (etag, last_modified, replace_validators) = match &success.validators {
-                Some(v) => (v.etag.clone(), v.last_modified.clone(), true),
-                None => (None, None, false),
+            let (etag, last_modified, body_hash) = match &success.validators {
+                Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
+                None => (None, None, None),
             };
             tx.execute(
                 "UPDATE sources SET
                     title = COALESCE(?2, title),
-                    etag = CASE WHEN ?5 THEN ?3 ELSE etag END,
-                    last_modified = CASE WHEN ?5 THEN ?4 ELSE last_modified END,
+                    etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
+                    last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
+                    body_hash = COALESCE(?5, body_hash),
                     last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
-                    last_error = NULL, error_count = 0, next_poll_at = ?8
+                    last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9
                  WHERE id = ?1",
                 params![
                     source_id,
                     success.feed_title,
                     etag,
                     last_modified,
-                    replace_validators,
+                    body_hash,
                     now(),
                     success.status,
-                    success.next_poll_at
+                    success.next_poll_at,
+                    success.not_before
                 ],
             )?;
+            if let Some((from, to)) = &success.moved {
+                tx.execute(
+                    "UPDATE sources SET moved_from = ?2, moved_to = ?3 WHERE id = ?1",
+                    params![source_id, from, to],
+                )?;
+            }
             tx.commit()?;
             Ok(counts)
         })
         .await
     }
 
-    /// Records a failed poll; stored items are untouched.
+    /// Records a failed poll and when to try again; stored items are untouched.
     pub async fn record_failure(
         &self,
         source_id: i64,
         status: Option<u16>,
         error: String,
-        next_poll_at: Option<i64>,
+        retry_at: i64,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE sources SET last_poll_at = ?2, last_status = ?3, last_error = ?4,
-                    error_count = error_count + 1, next_poll_at = ?5
+                    error_count = error_count + 1, next_poll_at = ?5, not_before = ?5
                  WHERE id = ?1",
-                params![source_id, now(), status, error, next_poll_at],
+                params![source_id, now(), status, error, retry_at],
             )?;
             Ok(())
         })
@@ -412,21 +447,26 @@ mod tests {
         let (_dir, store, ids) = store().await;
         let success = PollSuccess {
             status: 200,
-            validators: Some(Validators { etag: Some("\"e1\"".into()), last_modified: None }),
+            validators: Some((Validators { etag: Some("\"e1\"".into()), last_modified: None }, "h1".into())),
             ..Default::default()
         };
         store.commit_poll(ids["a"], vec![candidate("1", "https://e.com/1", 10)], success).await.unwrap();
-        store.record_failure(ids["a"], Some(503), "HTTP 503".into(), None).await.unwrap();
-        store.record_failure(ids["a"], None, "timed out".into(), None).await.unwrap();
+        store.record_failure(ids["a"], Some(503), "HTTP 503".into(), 100).await.unwrap();
+        store.record_failure(ids["a"], None, "timed out".into(), 200).await.unwrap();
         let rows = store.sources().await.unwrap();
         let a = rows.iter().find(|r| r.name == "a").unwrap();
         assert_eq!((a.error_count, a.last_error.as_deref(), a.item_count), (2, Some("timed out"), 1));
-        assert_eq!(store.validators(ids["a"]).await.unwrap().etag.as_deref(), Some("\"e1\""));
+        let state = store.poll_state(ids["a"]).await.unwrap();
+        assert_eq!(
+            (state.error_count, state.not_before, state.body_hash.as_deref()),
+            (2, Some(200), Some("h1"))
+        );
         // A 304 keeps the validators and clears the error.
         store.commit_poll(ids["a"], vec![], PollSuccess { status: 304, ..Default::default() }).await.unwrap();
         let a = store.sources().await.unwrap().into_iter().find(|r| r.name == "a").unwrap();
         assert_eq!((a.error_count, a.last_status), (0, Some(304)));
-        assert_eq!(store.validators(ids["a"]).await.unwrap().etag.as_deref(), Some("\"e1\""));
+        let state = store.poll_state(ids["a"]).await.unwrap();
+        assert_eq!((state.validators.etag.as_deref(), state.not_before), (Some("\"e1\""), None));
     }
 
     #[tokio::test]
