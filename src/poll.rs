@@ -195,7 +195,7 @@ impl Poller {
                 self.store.commit_poll(source_id, Vec::new(), success).await?;
                 return Ok(());
             }
-            FeedResponse::Fetched(fetched) => fetched,
+            FeedResponse::Fetched(fetched) => *fetched,
         };
         report.status = Some(fetched.status);
         let moved = fetched.moved_permanently.as_ref().map(|to| {

@@ -92,7 +92,7 @@ pub struct Fetched {
 #[derive(Debug)]
 pub enum FeedResponse {
     NotModified,
-    Fetched(Fetched),
+    Fetched(Box<Fetched>),
 }
 
 /// Makes the requests; cheap to clone.
@@ -160,7 +160,7 @@ impl Fetcher {
                     let moved = (!visited.is_empty() && all_permanent).then(|| current.clone());
                     let mut fetched = self.read(&current, response).await?;
                     fetched.moved_permanently = moved;
-                    return Ok(FeedResponse::Fetched(fetched));
+                    return Ok(FeedResponse::Fetched(Box::new(fetched)));
                 }
                 Some(location) => {
                     let next = current.join(location).map_err(|e| FetchError::Network {
@@ -194,10 +194,11 @@ impl Fetcher {
             }
         }
         let host = url.host_str().unwrap_or_default();
+        let _permit = self.politeness.acquire(host).await;
+        // Checked with the permit held: a request queued behind the one that got the 429 sees it.
         if let Some(until) = self.politeness.paused_until(host) {
             return Err(FetchError::HostPaused { url: url.to_string(), wait: until - Instant::now() });
         }
-        let _permit = self.politeness.acquire(host).await;
         let response = self
             .articles
             .get(url.as_str())

@@ -25,6 +25,8 @@ pub struct Page {
     pub body: Vec<u8>,
     /// How long to wait before answering.
     pub delay: Duration,
+    /// Extra response headers.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The fixture web: `host + path` → page, with a hit counter per `host + path`.
@@ -92,7 +94,28 @@ impl Fixture {
         body: Vec<u8>,
         delay: Duration,
     ) {
-        self.pages.lock().unwrap().insert(key.to_owned(), Page { status, content_type, body, delay });
+        self.add_page(key, Page { status, content_type, body, delay, headers: Vec::new() });
+    }
+
+    pub fn add_with_headers(
+        &self,
+        key: &str,
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+        headers: &[(&'static str, &str)],
+    ) {
+        let headers = headers.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        self.add_page(key, Page { status, content_type, body, delay: Duration::ZERO, headers });
+    }
+
+    pub fn add_page(&self, key: &str, page: Page) {
+        self.pages.lock().unwrap().insert(key.to_owned(), page);
+    }
+
+    /// The most requests to `host` (any path) that were ever being answered at the same time.
+    pub fn max_concurrent_host(&self, host: &str) -> usize {
+        self.max_concurrent(&format!("host:{host}"))
     }
 
     /// The most requests for `key` that were ever being answered at the same time.
@@ -141,23 +164,37 @@ impl Fixture {
         let key = format!("{host}{}", request.uri().path());
         *self.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
         let page = self.pages.lock().unwrap().get(&key).cloned();
-        if let Some(page) = &page {
-            {
-                let mut in_flight = self.in_flight.lock().unwrap();
-                let (now, max) = in_flight.entry(key.clone()).or_default();
+        let host_key = format!("host:{host}");
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            for k in [&key, &host_key] {
+                let (now, max) = in_flight.entry(k.clone()).or_default();
                 *now += 1;
                 *max = (*max).max(*now);
             }
+        }
+        if let Some(page) = &page {
             tokio::time::sleep(page.delay).await;
-            self.in_flight.lock().unwrap().entry(key.clone()).or_default().0 -= 1;
+        }
+        {
+            let mut in_flight = self.in_flight.lock().unwrap();
+            for k in [&key, &host_key] {
+                in_flight.entry(k.clone()).or_default().0 -= 1;
+            }
         }
         match page {
-            Some(page) => (
-                StatusCode::from_u16(page.status).unwrap(),
-                [(header::CONTENT_TYPE, page.content_type)],
-                page.body,
-            )
-                .into_response(),
+            Some(page) => {
+                let mut response = (
+                    StatusCode::from_u16(page.status).unwrap(),
+                    [(header::CONTENT_TYPE, page.content_type)],
+                    page.body,
+                )
+                    .into_response();
+                for (name, value) in page.headers {
+                    response.headers_mut().insert(name, value.parse().unwrap());
+                }
+                response
+            }
             None => (StatusCode::NOT_FOUND, format!("no fixture for {key}")).into_response(),
         }
     }
