@@ -131,8 +131,8 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
         title: entry.title.map(|t| tidy_line(&t.content)).unwrap_or_default(),
         link,
         author: (!author.is_empty()).then_some(author),
-        published: entry.published.or(entry.updated),
-        updated: entry.updated,
+        published: plausible(entry.published.or(entry.updated)),
+        updated: plausible(entry.updated),
         categories: entry
             .categories
             .iter()
@@ -143,6 +143,12 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
         content: entry.content.and_then(|c| c.body).map(|b| b.trim().to_owned()).filter(|s| !s.is_empty()),
         image,
     }
+}
+
+/// A date more than a day in the future is a publisher's error (or an attempt to stay on top of
+/// the merged feed forever): it is treated as absent.
+fn plausible(date: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    date.filter(|d| *d <= Utc::now() + chrono::Duration::days(1))
 }
 
 /// One line of text: CDATA padding, line breaks and runs of spaces collapsed.
@@ -216,6 +222,13 @@ mod tests {
         assert_eq!(parse(rdf, &url()).unwrap().publisher_interval, Some(Duration::from_secs(21_600)));
         let plain = b"<rss version=\"2.0\"><channel><title>T</title></channel></rss>";
         assert_eq!(parse(plain, &url()).unwrap().publisher_interval, None);
+    }
+
+    #[test]
+    fn far_future_dates_are_dropped() {
+        let rss = b"<rss version=\"2.0\"><channel><title>T</title><item><title>x</title><guid>1</guid>\
+<pubDate>Mon, 01 Jan 99999 00:00:00 +0000</pubDate></item></channel></rss>";
+        assert_eq!(parse(rss, &url()).unwrap().items[0].published, None);
     }
 
     #[test]

@@ -191,3 +191,38 @@ async fn article_pages_on_private_addresses_are_refused_by_default() {
     // Feeds the operator configured are trusted: the same loopback URL works as a feed.
     assert!(guarded.fetch_feed(&url(addr, "/etag"), &Validators::default()).await.is_ok());
 }
+
+#[tokio::test]
+async fn literal_private_addresses_are_refused_even_through_a_proxy() {
+    let addr = server().await;
+    let guarded = fetcher(|c| {
+        c.allow_private_networks = false;
+        c.proxy = Some(Url::parse(&format!("http://{addr}")).unwrap());
+    });
+    // Refused before any request: nothing reaches the proxy or the (non-existent) LAN host.
+    for target in [
+        "http://127.0.0.1:9/x",
+        "http://10.0.0.1/admin",
+        "http://[fd00::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+    ] {
+        let error = guarded.fetch_page(&Url::parse(target).unwrap()).await.unwrap_err();
+        assert!(matches!(error, FetchError::Refused { .. }), "{target}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn hosts_listed_as_private_are_allowed() {
+    let addr = server().await;
+    let listed = fetcher(|c| {
+        c.allow_private_networks = false;
+        c.hosts.insert(
+            "localhost".into(),
+            feedmill::config::HostOverride { allow_private: true, ..Default::default() },
+        );
+    });
+    let target = Url::parse(&format!("http://localhost:{}/gzip", addr.port())).unwrap();
+    assert_eq!(listed.fetch_page(&target).await.unwrap().body, b"<p>zipped</p>");
+    // Other private hosts stay refused.
+    assert!(listed.fetch_page(&url(addr, "/gzip")).await.is_err());
+}

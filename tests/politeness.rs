@@ -33,7 +33,10 @@ fn config(work: &Workspace, fixture: &Fixture, fetch_extra: &str, sources: &str)
 
 fn poll(config: &std::path::Path) -> (String, String) {
     let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// (error_count, not_before − last_poll_at) of a source.
@@ -56,7 +59,13 @@ fn per_host_concurrency_covers_feeds_and_pages() {
     fixture.add("busy.example/a.xml", 200, "application/rss+xml", rss("", &items[..4]));
     fixture.add("busy.example/b.xml", 200, "application/rss+xml", rss("", &items[4..]));
     for (guid, _) in &links {
-        fixture.add_slow(&format!("busy.example/{guid}"), 200, "text/html", page(guid), Duration::from_millis(300));
+        fixture.add_slow(
+            &format!("busy.example/{guid}"),
+            200,
+            "text/html",
+            page(guid),
+            Duration::from_millis(300),
+        );
     }
     let fixture = fixture.start();
     let work = Workspace::new();
@@ -77,7 +86,11 @@ fn per_host_concurrency_covers_feeds_and_pages() {
 #[test]
 fn per_host_rate_spaces_requests_and_overrides_apply() {
     let fixture = Fixture::default();
-    let items = [("q1", "http://paced.example/q1"), ("q2", "http://paced.example/q2"), ("q3", "http://paced.example/q3")];
+    let items = [
+        ("q1", "http://paced.example/q1"),
+        ("q2", "http://paced.example/q2"),
+        ("q3", "http://paced.example/q3"),
+    ];
     fixture.add("paced.example/rss", 200, "application/rss+xml", rss("", &items));
     for (guid, _) in items {
         fixture.add(&format!("paced.example/{guid}"), 200, "text/html", page(guid));
@@ -102,7 +115,13 @@ fn article_429_pauses_the_host_and_defers_its_items() {
     let fixture = Fixture::default();
     let items = [("r1", "http://limited.example/r1"), ("r2", "http://limited.example/r2")];
     fixture.add("limited.example/rss", 200, "application/rss+xml", rss("", &items));
-    fixture.add_with_headers("limited.example/r1", 429, "text/plain", b"slow down".to_vec(), &[("retry-after", "120")]);
+    fixture.add_with_headers(
+        "limited.example/r1",
+        429,
+        "text/plain",
+        b"slow down".to_vec(),
+        &[("retry-after", "120")],
+    );
     fixture.add("limited.example/r2", 200, "text/html", page("r2"));
     let fixture = fixture.start();
     let work = Workspace::new();
@@ -186,7 +205,10 @@ fn publisher_pace_is_a_lower_bound_within_max_interval() {
     );
     poll(&config);
     let (_, ttl_wait) = pacing(&work, "ttl");
-    assert!((7199..=7201).contains(&ttl_wait.unwrap()), "a 10 h <ttl> is capped at max_interval 2 h: {ttl_wait:?}");
+    assert!(
+        (7199..=7201).contains(&ttl_wait.unwrap()),
+        "a 10 h <ttl> is capped at max_interval 2 h: {ttl_wait:?}"
+    );
     let (_, cached_wait) = pacing(&work, "cached");
     assert!((1799..=1801).contains(&cached_wait.unwrap()), "max-age=1800: {cached_wait:?}");
 }
@@ -218,7 +240,13 @@ fn permanent_redirects_are_recorded_and_followed() {
     let fixture = Fixture::default();
     let feed = rss("", &[("m", "http://moved.example/m")]);
     fixture.add_with_headers("moved.example/old", 301, "text/plain", Vec::new(), &[("location", "/mid")]);
-    fixture.add_with_headers("moved.example/mid", 308, "text/plain", Vec::new(), &[("location", "http://moved.example/new")]);
+    fixture.add_with_headers(
+        "moved.example/mid",
+        308,
+        "text/plain",
+        Vec::new(),
+        &[("location", "http://moved.example/new")],
+    );
     fixture.add("moved.example/new", 200, "application/rss+xml", feed.clone());
     fixture.add_with_headers("temp.example/rss", 302, "text/plain", Vec::new(), &[("location", "/today")]);
     fixture.add("temp.example/today", 200, "application/rss+xml", rss("", &[]));
@@ -233,7 +261,10 @@ fn permanent_redirects_are_recorded_and_followed() {
     );
     let (stdout, stderr) = poll(&config);
     assert!(stdout.contains("moved: HTTP 200, 1 new"), "{stdout}");
-    assert!(stderr.contains("feed moved permanently") && stderr.contains("http://moved.example/new"), "{stderr}");
+    assert!(
+        stderr.contains("feed moved permanently") && stderr.contains("http://moved.example/new"),
+        "{stderr}"
+    );
     poll(&config);
     assert_eq!(fixture.hits("moved.example/old"), 1, "later polls go straight to the new URL");
     assert_eq!(fixture.hits("moved.example/new"), 2);
@@ -257,5 +288,8 @@ fn an_unchanged_body_is_not_parsed_again() {
     );
     assert!(poll(&config).0.contains("same: HTTP 200, 1 new"));
     let (stdout, _) = poll(&config);
-    assert!(stdout.contains("same: HTTP 200, 0 new, 0 duplicate") && stdout.contains("(unchanged)"), "{stdout}");
+    assert!(
+        stdout.contains("same: HTTP 200, 0 new, 0 duplicate") && stdout.contains("(unchanged)"),
+        "{stdout}"
+    );
 }
