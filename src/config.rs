@@ -389,13 +389,14 @@ impl Config {
         let default_full_text = raw.defaults.full_text.unwrap_or(true);
 
         let mut sources: Vec<Source> = Vec::with_capacity(raw.sources.len());
+        let mut names = std::collections::HashSet::new();
         for (i, s) in raw.sources.into_iter().enumerate() {
             let span = s.name.span();
             let name = s.name.into_inner().trim().to_owned();
             if name.is_empty() {
                 return Err(invalid(Some(span), format!("sources[{i}].name"), "must not be empty".into()));
             }
-            if sources.iter().any(|other| other.name == name) {
+            if !names.insert(name.clone()) {
                 return Err(invalid(
                     Some(span),
                     format!("sources[{i}].name"),

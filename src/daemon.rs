@@ -50,14 +50,18 @@ async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, Daemo
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
+    let states = store.poll_states().await?;
     let poller =
-        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, &config.fetch, shutdown));
+        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, states, &config.fetch, shutdown));
     Ok(Pipeline { store, poller })
 }
 
 /// `feedmill poll`: polls every source (or one) once, concurrently, and returns the reports in
-/// config order.
-pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollReport>, DaemonError> {
+/// config order, with the time the polling itself took (from the first request to the last commit).
+pub async fn poll_once(
+    config: &Config,
+    only: Option<&str>,
+) -> Result<(Vec<PollReport>, Duration), DaemonError> {
     let sources: Vec<Source> = match only {
         Some(name) => {
             vec![config.source(name).cloned().ok_or_else(|| DaemonError::NoSuchSource(name.into()))?]
@@ -65,6 +69,7 @@ pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollRe
         None => config.sources.clone(),
     };
     let Pipeline { store, poller } = pipeline(config, Shutdown::never()).await?;
+    let started = std::time::Instant::now();
     let mut polls = JoinSet::new();
     for (index, source) in sources.into_iter().enumerate() {
         let poller = Arc::clone(&poller);
@@ -78,7 +83,7 @@ pub async fn poll_once(config: &Config, only: Option<&str>) -> Result<Vec<PollRe
     }
     reports.sort_by_key(|(index, _)| *index);
     store.flush().await?;
-    Ok(reports.into_iter().map(|(_, report)| report).collect())
+    Ok((reports.into_iter().map(|(_, report)| report).collect(), started.elapsed()))
 }
 
 /// `feedmill run`: serves HTTP and polls on schedule until SIGTERM/SIGINT, then stops starting

@@ -133,7 +133,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Exit status: 0 when at least one source (or the only one asked for) was polled successfully.
 async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
-    let reports = feedmill::daemon::poll_once(config, only).await?;
+    let (reports, cycle) = feedmill::daemon::poll_once(config, only).await?;
+    let elapsed = cycle.as_secs_f64();
     for report in &reports {
         let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let seconds = report.duration.as_secs_f64();
@@ -148,7 +149,15 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let all_failed = !reports.is_empty() && reports.iter().all(|r| r.error.is_some());
+    let failed = reports.iter().filter(|r| r.error.is_some()).count();
+    let new: usize = reports.iter().map(|r| r.new).sum();
+    eprintln!(
+        "polled {} sources in {elapsed:.2}s ({:.0}/s): {} ok, {failed} failed, {new} new items",
+        reports.len(),
+        reports.len() as f64 / elapsed.max(1e-9),
+        reports.len() - failed
+    );
+    let all_failed = !reports.is_empty() && failed == reports.len();
     Ok(if all_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 

@@ -23,7 +23,7 @@ use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
 use crate::fetch::{FeedResponse, FetchError, Fetcher};
 use crate::shutdown::Shutdown;
-use crate::store::{Candidate, PollState, PollSuccess, Store, StoreError};
+use crate::store::{Candidate, CommitCounts, PollState, PollSuccess, Store, StoreError};
 
 /// The longest a failing source is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
@@ -76,6 +76,9 @@ pub struct Poller {
     fetcher: Fetcher,
     extractor: Arc<Extractor>,
     source_ids: HashMap<String, i64>,
+    /// Each source's poll state, loaded once and kept in step with the store (this process is
+    /// its only writer), so a poll needs no read before its request.
+    states: Mutex<HashMap<i64, PollState>>,
     shutdown: Shutdown,
     poll_slots: Semaphore,
     max_interval: Duration,
@@ -90,6 +93,7 @@ impl Poller {
         fetcher: Fetcher,
         extractor: Arc<Extractor>,
         source_ids: HashMap<String, i64>,
+        states: HashMap<i64, PollState>,
         config: &FetchConfig,
         shutdown: Shutdown,
     ) -> Poller {
@@ -98,6 +102,7 @@ impl Poller {
             fetcher,
             extractor,
             source_ids,
+            states: Mutex::new(states),
             shutdown,
             poll_slots: Semaphore::new(config.max_connections),
             max_interval: config.max_interval,
@@ -122,13 +127,7 @@ impl Poller {
             report.error = Some(PollError::UnknownSource(source.name.clone()).to_string());
             return Some(report);
         };
-        let state = match self.store.poll_state(source_id).await {
-            Ok(state) => state,
-            Err(error) => {
-                report.error = Some(error.to_string());
-                return Some(report);
-            }
-        };
+        let state = self.state(source_id);
         if !force && state.not_before.is_some_and(|t| t > Utc::now().timestamp()) {
             tracing::debug!(source = %source.name, "backing off; tick skipped");
             return None;
@@ -149,10 +148,11 @@ impl Poller {
                 random_unit(),
             );
             let retry_at = Utc::now().timestamp() + wait.as_secs() as i64;
-            if let Err(store_error) =
-                self.store.record_failure(source_id, report.status, error.to_string(), retry_at).await
-            {
-                tracing::error!(source = %source.name, error = %store_error, "cannot record poll failure");
+            match self.store.record_failure(source_id, report.status, error.to_string(), retry_at).await {
+                Ok(()) => self.update_state(source_id, |s| s.after_failure(retry_at)),
+                Err(store_error) => {
+                    tracing::error!(source = %source.name, error = %store_error, "cannot record poll failure")
+                }
             }
             report.note = Some(format!("retry in {}s", wait.as_secs()));
         }
@@ -170,6 +170,28 @@ impl Poller {
             ),
         }
         Some(report)
+    }
+
+    fn state(&self, source_id: i64) -> PollState {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(&source_id).cloned().unwrap_or_default()
+    }
+
+    fn update_state(&self, source_id: i64, update: impl FnOnce(&mut PollState)) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        update(states.entry(source_id).or_default());
+    }
+
+    /// Commits a poll and keeps the in-memory state in step.
+    async fn commit(
+        &self,
+        source_id: i64,
+        candidates: Vec<Candidate>,
+        success: PollSuccess,
+    ) -> Result<CommitCounts, StoreError> {
+        let counts = self.store.commit_poll(source_id, candidates, success.clone()).await?;
+        self.update_state(source_id, |s| s.after_success(&success));
+        Ok(counts)
     }
 
     async fn try_poll(
@@ -192,7 +214,7 @@ impl Poller {
                 report.note = Some("not modified".into());
                 let success =
                     PollSuccess { status: 304, next_poll_at: next_poll(source, None), ..Default::default() };
-                self.store.commit_poll(source_id, Vec::new(), success).await?;
+                self.commit(source_id, Vec::new(), success).await?;
                 return Ok(());
             }
             FeedResponse::Fetched(fetched) => *fetched,
@@ -212,7 +234,7 @@ impl Poller {
                 moved,
                 ..Default::default()
             };
-            self.store.commit_poll(source_id, Vec::new(), success).await?;
+            self.commit(source_id, Vec::new(), success).await?;
             return Ok(());
         }
         if fetched.body.iter().all(u8::is_ascii_whitespace) {
@@ -243,7 +265,7 @@ impl Poller {
             not_before: pace.map(|p| Utc::now().timestamp() + p.as_secs() as i64),
             moved,
         };
-        let counts = self.store.commit_poll(source_id, candidates, success).await?;
+        let counts = self.commit(source_id, candidates, success).await?;
         report.new = counts.new;
         report.duplicate = counts.duplicate;
         Ok(())

@@ -1,14 +1,17 @@
 //! The store: SQLite (bundled) holding sources, their poll state and items.
 //!
 //! All writes go through one writer thread that owns the write connection, so async code never
-//! blocks on SQLite and writes never contend; a poll's items commit in one transaction. Reads use
-//! a second connection (WAL lets it read while the writer writes) on tokio's blocking pool. The
-//! schema lives in `/migrations`, applied in order at open and recorded in `user_version`.
+//! blocks on SQLite and writes never contend. The writer commits in groups: it takes every write
+//! waiting in its queue (up to [`MAX_GROUP`]), runs each in its own savepoint — one failing write
+//! rolls back alone — and commits them together, answering each caller only after that commit.
+//! A poll's items are one write, so they land together or not at all. Reads use a small pool of
+//! connections (WAL lets them read while the writer writes) on tokio's blocking pool. The schema
+//! lives in `/migrations`, applied in order at open and recorded in `user_version`.
 
 mod queries;
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
@@ -37,15 +40,25 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("database: commit failed: {0}")]
+    Commit(String),
 }
 
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Most writes committed together.
+const MAX_GROUP: usize = 512;
+/// Most read connections open at once.
+const MAX_READERS: usize = 4;
+
+/// A write: runs inside the group's transaction and returns how to answer its caller once the
+/// group's commit succeeded (`None`) or failed (`Some(message)`).
+type WriteJob = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<WriteJob>,
-    reader: Arc<Mutex<Connection>>,
+    readers: Arc<ReadPool>,
 }
 
 impl Store {
@@ -61,45 +74,49 @@ impl Store {
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut write_conn)
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
-        let read_conn = Connection::open(path).map_err(open_err)?;
-        configure(&read_conn).map_err(open_err)?;
+        let readers = Arc::new(ReadPool::new(path.to_owned())?);
 
         let (writer, jobs) = mpsc::channel::<WriteJob>();
         std::thread::Builder::new()
             .name("feedmill-writer".into())
-            .spawn(move || {
-                for job in jobs {
-                    job(&mut write_conn);
-                }
-            })
+            .spawn(move || write_loop(&write_conn, &jobs))
             .map_err(|e| StoreError::CreateDir { path: path.to_owned(), source: e })?;
-        Ok(Store { writer, reader: Arc::new(Mutex::new(read_conn)) })
+        Ok(Store { writer, readers })
     }
 
-    /// Runs `f` on the writer thread and returns its result.
+    /// Runs `f` on the writer thread, in its own savepoint, and returns its result once committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |commit_error: Option<&str>| {
+                let outcome = match commit_error {
+                    Some(message) => Err(StoreError::Commit(message.to_owned())),
+                    None => outcome,
+                };
+                let _ = reply.send(outcome);
+            })
         });
         self.writer.send(job).map_err(|_| StoreError::WriterGone)?;
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Runs `f` on the read connection, on the blocking pool.
+    /// Runs `f` on a read connection, on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let reader = Arc::clone(&self.reader);
+        let readers = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&conn)
+            let conn = readers.take()?;
+            let result = f(&conn);
+            readers.give_back(conn);
+            result
         })
         .await
         .map_err(|_| StoreError::WriterGone)?
@@ -109,6 +126,91 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(())).await
     }
+}
+
+/// The writer thread: takes whatever writes are queued, commits them as one transaction, answers.
+fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let begin = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([]));
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
+        let commit = begin.and_then(|_| conn.prepare_cached("COMMIT")?.execute([]));
+        let error = commit.err().map(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(error = %e, "database commit failed");
+            e.to_string()
+        });
+        for reply in replies {
+            reply(error.as_deref());
+        }
+    }
+}
+
+/// Runs one write in a savepoint, so its failure undoes only its own changes.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT write")?;
+    match f(conn) {
+        Ok(value) => {
+            conn.execute_batch("RELEASE write")?;
+            Ok(value)
+        }
+        Err(error) => {
+            conn.execute_batch("ROLLBACK TO write; RELEASE write")?;
+            Err(error)
+        }
+    }
+}
+
+/// Read connections, opened on demand up to [`MAX_READERS`].
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<(Vec<Connection>, usize)>,
+    returned: Condvar,
+}
+
+impl ReadPool {
+    fn new(path: PathBuf) -> Result<ReadPool, StoreError> {
+        let first = open_reader(&path)?;
+        Ok(ReadPool { path, idle: Mutex::new((vec![first], 1)), returned: Condvar::new() })
+    }
+
+    fn take(&self) -> Result<Connection, StoreError> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = idle.0.pop() {
+                return Ok(conn);
+            }
+            if idle.1 < MAX_READERS {
+                idle.1 += 1;
+                drop(idle);
+                return open_reader(&self.path).inspect_err(|_| {
+                    self.idle.lock().unwrap_or_else(|p| p.into_inner()).1 -= 1;
+                });
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).0.push(conn);
+        self.returned.notify_one();
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+    let conn = Connection::open(path).map_err(open_err)?;
+    configure(&conn).map_err(open_err)?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

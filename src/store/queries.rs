@@ -50,6 +50,29 @@ pub struct PollState {
     pub moved_to: Option<String>,
 }
 
+impl PollState {
+    /// The state after [`Store::commit_poll`] stored `success` (mirrors its UPDATE), for callers
+    /// that keep states in memory between polls.
+    pub fn after_success(&mut self, success: &PollSuccess) {
+        if let Some((validators, hash)) = &success.validators {
+            self.validators = validators.clone();
+            self.body_hash = Some(hash.clone());
+        }
+        self.not_before = success.not_before;
+        self.error_count = 0;
+        if let Some((from, to)) = &success.moved {
+            self.moved_from = Some(from.clone());
+            self.moved_to = Some(to.clone());
+        }
+    }
+
+    /// The state after [`Store::record_failure`] (mirrors its UPDATE).
+    pub fn after_failure(&mut self, retry_at: i64) {
+        self.error_count += 1;
+        self.not_before = Some(retry_at);
+    }
+}
+
 /// What a commit did with the candidates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitCounts {
@@ -104,10 +127,9 @@ impl Store {
         let sources: Vec<(String, String)> =
             sources.iter().map(|s| (s.name.clone(), s.url.to_string())).collect();
         self.write(move |conn| {
-            let tx = conn.transaction()?;
             let mut ids = HashMap::new();
             for (name, url) in sources {
-                let id: i64 = tx.query_row(
+                let id: i64 = conn.query_row(
                     "INSERT INTO sources (name, url) VALUES (?1, ?2)
                      ON CONFLICT(name) DO UPDATE SET url = excluded.url
                      RETURNING id",
@@ -116,33 +138,33 @@ impl Store {
                 )?;
                 ids.insert(name, id);
             }
-            tx.commit()?;
             Ok(ids)
         })
         .await
     }
 
-    /// What the previous polls of a source left: validators, body hash, pacing, moves.
-    pub async fn poll_state(&self, source_id: i64) -> Result<PollState, StoreError> {
+    /// What the previous polls of every source left — validators, body hash, pacing, moves — by
+    /// source id.
+    pub async fn poll_states(&self) -> Result<HashMap<i64, PollState>, StoreError> {
         self.read(move |conn| {
-            let row = conn
-                .query_row(
-                    "SELECT etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to
-                     FROM sources WHERE id = ?1",
-                    [source_id],
-                    |row| {
-                        Ok(PollState {
-                            validators: Validators { etag: row.get(0)?, last_modified: row.get(1)? },
-                            body_hash: row.get(2)?,
-                            not_before: row.get(3)?,
-                            error_count: row.get(4)?,
-                            moved_from: row.get(5)?,
-                            moved_to: row.get(6)?,
-                        })
+            let mut query = conn.prepare_cached(
+                "SELECT id, etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to
+                 FROM sources",
+            )?;
+            let rows = query.query_map([], |row| {
+                Ok((
+                    row.get(0)?,
+                    PollState {
+                        validators: Validators { etag: row.get(1)?, last_modified: row.get(2)? },
+                        body_hash: row.get(3)?,
+                        not_before: row.get(4)?,
+                        error_count: row.get(5)?,
+                        moved_from: row.get(6)?,
+                        moved_to: row.get(7)?,
                     },
-                )
-                .optional()?;
-            Ok(row.unwrap_or_default())
+                ))
+            })?;
+            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
         })
         .await
     }
@@ -184,10 +206,9 @@ impl Store {
         success: PollSuccess,
     ) -> Result<CommitCounts, StoreError> {
         self.write(move |conn| {
-            let tx = conn.transaction()?;
             let mut counts = CommitCounts::default();
             for candidate in &candidates {
-                if insert_candidate(&tx, source_id, candidate)? {
+                if insert_candidate(conn, source_id, candidate)? {
                     counts.new += 1;
                 } else {
                     counts.duplicate += 1;
@@ -197,7 +218,7 @@ impl Store {
                 Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
                 None => (None, None, None),
             };
-            tx.execute(
+            conn.prepare_cached(
                 "UPDATE sources SET
                     title = COALESCE(?2, title),
                     etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
@@ -206,25 +227,24 @@ impl Store {
                     last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
                     last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9
                  WHERE id = ?1",
-                params![
-                    source_id,
-                    success.feed_title,
-                    etag,
-                    last_modified,
-                    body_hash,
-                    now(),
-                    success.status,
-                    success.next_poll_at,
-                    success.not_before
-                ],
-            )?;
+            )?
+            .execute(params![
+                source_id,
+                success.feed_title,
+                etag,
+                last_modified,
+                body_hash,
+                now(),
+                success.status,
+                success.next_poll_at,
+                success.not_before
+            ])?;
             if let Some((from, to)) = &success.moved {
-                tx.execute(
+                conn.execute(
                     "UPDATE sources SET moved_from = ?2, moved_to = ?3 WHERE id = ?1",
                     params![source_id, from, to],
                 )?;
             }
-            tx.commit()?;
             Ok(counts)
         })
         .await
@@ -456,7 +476,7 @@ mod tests {
         let rows = store.sources().await.unwrap();
         let a = rows.iter().find(|r| r.name == "a").unwrap();
         assert_eq!((a.error_count, a.last_error.as_deref(), a.item_count), (2, Some("timed out"), 1));
-        let state = store.poll_state(ids["a"]).await.unwrap();
+        let state = store.poll_states().await.unwrap().remove(&ids["a"]).unwrap();
         assert_eq!(
             (state.error_count, state.not_before, state.body_hash.as_deref()),
             (2, Some(200), Some("h1"))
@@ -465,7 +485,7 @@ mod tests {
         store.commit_poll(ids["a"], vec![], PollSuccess { status: 304, ..Default::default() }).await.unwrap();
         let a = store.sources().await.unwrap().into_iter().find(|r| r.name == "a").unwrap();
         assert_eq!((a.error_count, a.last_status), (0, Some(304)));
-        let state = store.poll_state(ids["a"]).await.unwrap();
+        let state = store.poll_states().await.unwrap().remove(&ids["a"]).unwrap();
         assert_eq!((state.validators.etag.as_deref(), state.not_before), (Some("\"e1\""), None));
     }
 

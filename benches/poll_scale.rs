@@ -1,0 +1,266 @@
+//! Polling at scale: 10,000 feeds of 50 items each on a loopback fixture server.
+//!
+//! Run: `cargo bench --bench poll_scale` (needs `wrk` and GNU `time`: `apt-get install wrk time`).
+//! Optional: `FEEDS=2000 CONCURRENCY=32 cargo bench --bench poll_scale`; `PROFILE_304=1` records
+//! the all-304 poll with `perf record -e cpu-clock -g` into `target/poll_304.perf`.
+//!
+//! Measures the release `feedmill poll` binary twice against the same database — the first poll
+//! (every feed new, 500,000 items) and a second where every feed answers 304 — reporting the poll
+//! cycle's wall time and requests/s, feedmill's peak RSS, and the most requests the fixture ever
+//! had in flight at once. Then `wrk` hits the same fixture (same 304 answers, same concurrency,
+//! rotating over the same URLs) as the ceiling.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+const ITEMS_PER_FEED: usize = 50;
+const ETAG: &str = "\"v1\"";
+
+#[derive(Default)]
+struct Counters {
+    open_connections: AtomicUsize,
+    max_open_connections: AtomicUsize,
+    requests: AtomicUsize,
+}
+
+/// A TCP listener that counts the connections open at once.
+struct CountingListener {
+    inner: tokio::net::TcpListener,
+    counters: Arc<Counters>,
+}
+
+/// A connection that tells the counters when it closes.
+struct CountedStream {
+    inner: tokio::net::TcpStream,
+    counters: Arc<Counters>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.counters.open_connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            if let Ok((stream, addr)) = self.inner.accept().await {
+                let open = self.counters.open_connections.fetch_add(1, Ordering::SeqCst) + 1;
+                self.counters.max_open_connections.fetch_max(open, Ordering::SeqCst);
+                return (CountedStream { inner: stream, counters: Arc::clone(&self.counters) }, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+async fn feed(
+    State(counters): State<Arc<Counters>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    let response = if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == ETAG) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let n = file.trim_end_matches(".xml");
+        let mut body = String::with_capacity(ITEMS_PER_FEED * 400);
+        body.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel><title>Feed ");
+        body.push_str(n);
+        body.push_str("</title><link>http://bench.example/</link><description>bench</description>");
+        for i in 0..ITEMS_PER_FEED {
+            body.push_str(&format!(
+                "<item><title>Story {i} of feed {n}</title><link>http://bench.example/{n}/{i}</link>\
+                 <guid>bench-{n}-{i}</guid><pubDate>Wed, 02 Jul 2025 10:{:02}:00 +0000</pubDate>\
+                 <description>The lead paragraph of story {i} in feed {n}, a sentence or two long.</description></item>",
+                i % 60
+            ));
+        }
+        body.push_str("</channel></rss>");
+        ([(header::CONTENT_TYPE, "application/rss+xml"), (header::ETAG, ETAG)], body).into_response()
+    };
+    response
+}
+
+fn start_fixture(counters: Arc<Counters>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let inner = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let listener = CountingListener { inner, counters: Arc::clone(&counters) };
+            let app = Router::new().route("/feeds/{file}", get(feed)).with_state(counters);
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    addr
+}
+
+struct PollRun {
+    cycle_secs: f64,
+    peak_rss_kb: u64,
+    summary: String,
+}
+
+fn run_poll(config: &std::path::Path, profile: bool) -> PollRun {
+    let mut command = Command::new("/usr/bin/time");
+    command.args(["-f", "peak_rss_kb=%M"]);
+    if profile {
+        command.args(["perf", "record", "-e", "cpu-clock", "-g", "-o", "target/poll_304.perf", "--"]);
+    }
+    let output = command
+        .args([env!("CARGO_BIN_EXE_feedmill"), "poll", "-c"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run feedmill under /usr/bin/time (apt-get install time)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary = stderr.lines().find(|l| l.starts_with("polled ")).unwrap_or_default().to_owned();
+    let cycle_secs = summary
+        .split(" in ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no poll summary in: {stderr}"));
+    let peak_rss_kb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
+        .expect("GNU time output");
+    PollRun { cycle_secs, peak_rss_kb, summary }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let feeds: usize = std::env::var("FEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let concurrency: usize = std::env::var("CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let counters = Arc::new(Counters::default());
+    let addr = start_fixture(Arc::clone(&counters));
+    std::thread::sleep(Duration::from_millis(200));
+
+    let dir = std::env::temp_dir().join(format!("feedmill-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut config = format!(
+        "[storage]\npath = \"{}\"\n[fetch]\nmax_connections = {concurrency}\n\
+         [fetch.hosts.\"127.0.0.1\"]\nconcurrency = {concurrency}\nrate = 1000000\n\
+         [defaults]\nfull_text = false\nevery = \"10m\"\n",
+        dir.join("bench.db").display()
+    );
+    for i in 0..feeds {
+        config
+            .push_str(&format!("[[sources]]\nname = \"feed-{i}\"\nurl = \"http://{addr}/feeds/{i}.xml\"\n"));
+    }
+    let config_path = dir.join("bench.toml");
+    std::fs::write(&config_path, config).expect("write config");
+
+    println!(
+        "poll_scale: {feeds} feeds x {ITEMS_PER_FEED} items, concurrency {concurrency}, fixture on {addr}"
+    );
+    let mut rows = Vec::new();
+    for (label, profile) in [
+        ("first poll (all new)", false),
+        ("second poll (all 304)", std::env::var_os("PROFILE_304").is_some()),
+    ] {
+        counters.max_open_connections.store(0, Ordering::SeqCst);
+        let run = run_poll(&config_path, profile);
+        println!("  {label}: {}", run.summary);
+        rows.push((label, run, counters.max_open_connections.load(Ordering::SeqCst)));
+    }
+
+    // The ceiling: wrk on the same fixture, same 304 answers, same concurrency, same URLs.
+    let script = dir.join("rotate.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local i = 0\nrequest = function()\n  i = (i % {feeds}) + 1\n  return wrk.format(\"GET\", \"/feeds/\" .. i .. \".xml\", {{[\"If-None-Match\"] = '{ETAG}'}})\nend\n"
+        ),
+    )
+    .expect("write wrk script");
+    let wrk = Command::new("wrk")
+        .args(["-t2", &format!("-c{concurrency}"), "-d10s", "-s"])
+        .arg(&script)
+        .arg(format!("http://{addr}/"))
+        .output();
+    let wrk_rate = match &wrk {
+        Ok(output) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:")?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0),
+        Err(error) => {
+            println!("  wrk not run ({error}); apt-get install wrk");
+            0.0
+        }
+    };
+
+    println!();
+    println!("| run | poll cycle | requests/s | peak RSS of feedmill | most connections open at once |");
+    println!("|---|---|---|---|---|");
+    for (label, run, max_open) in &rows {
+        println!(
+            "| {label} | {:.2} s | {:.0} | {:.1} MB | {max_open} (limit {concurrency}) |",
+            run.cycle_secs,
+            feeds as f64 / run.cycle_secs,
+            run.peak_rss_kb as f64 / 1024.0
+        );
+    }
+    println!("| wrk -t2 -c{concurrency}, 304s | 10 s | {wrk_rate:.0} | - | - |");
+    if wrk_rate > 0.0 {
+        let rate_304 = feeds as f64 / rows[1].1.cycle_secs;
+        println!("\nall-304 poll cycle at {:.0}% of wrk's request rate", 100.0 * rate_304 / wrk_rate);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
