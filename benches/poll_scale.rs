@@ -161,7 +161,19 @@ fn run_poll(config: &std::path::Path, profile: bool) -> PollRun {
     let mut command = Command::new("/usr/bin/time");
     command.args(["-f", "peak_rss_kb=%M"]);
     if profile {
-        command.args(["perf", "record", "-e", "cpu-clock", "-g", "-o", "target/poll_304.perf", "--"]);
+        command.args([
+            "perf",
+            "record",
+            "-e",
+            "cpu-clock",
+            "--call-graph",
+            "dwarf,16384",
+            "-F",
+            "2000",
+            "-o",
+            "target/poll_304.perf",
+            "--",
+        ]);
     }
     let output = command
         .args([env!("CARGO_BIN_EXE_feedmill"), "poll", "-c"])
@@ -182,6 +194,29 @@ fn run_poll(config: &std::path::Path, profile: bool) -> PollRun {
         .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
         .expect("GNU time output");
     PollRun { cycle_secs, peak_rss_kb, summary }
+}
+
+/// Requests/s of a plain reqwest client sending the same conditional GETs, `concurrency` at a time.
+fn bare_reqwest_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..feeds {
+            let (client, slots) = (client.clone(), Arc::clone(&slots));
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let url = format!("http://{addr}/feeds/{i}.xml");
+                let response = client.get(url).header("If-None-Match", ETAG).send().await;
+                response.map(|r| r.status().as_u16()).unwrap_or(0)
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        feeds as f64 / started.elapsed().as_secs_f64()
+    })
 }
 
 fn main() {
@@ -221,6 +256,9 @@ fn main() {
         rows.push((label, run, counters.max_open_connections.load(Ordering::SeqCst)));
     }
 
+    // For context: a bare reqwest client (the HTTP stack feedmill uses) doing only the requests.
+    let bare_rate = bare_reqwest_rate(addr, feeds, concurrency);
+
     // The ceiling: wrk on the same fixture, same 304 answers, same concurrency, same URLs.
     let script = dir.join("rotate.lua");
     std::fs::write(
@@ -257,6 +295,7 @@ fn main() {
             run.peak_rss_kb as f64 / 1024.0
         );
     }
+    println!("| bare reqwest, {concurrency} at a time, 304s | - | {bare_rate:.0} | - | - |");
     println!("| wrk -t2 -c{concurrency}, 304s | 10 s | {wrk_rate:.0} | - | - |");
     if wrk_rate > 0.0 {
         let rate_304 = feeds as f64 / rows[1].1.cycle_secs;

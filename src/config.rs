@@ -191,9 +191,22 @@ impl Schedule {
     pub fn next_after(&self, now: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
         match self {
             Schedule::Every(every) => chrono::Duration::from_std(*every).ok().map(|d| now + d),
-            Schedule::Cron(expr) => cron_parser().parse(expr).ok()?.find_next_occurrence(&now, false).ok(),
+            Schedule::Cron(expr) => parsed_cron(expr)?.find_next_occurrence(&now, false).ok(),
         }
     }
+}
+
+/// A cron expression parsed once per process (polls ask for the next time on every poll).
+fn parsed_cron(expr: &str) -> Option<croner::Cron> {
+    static PARSED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, croner::Cron>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut parsed = PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(cron) = parsed.get(expr) {
+        return Some(cron.clone());
+    }
+    let cron = cron_parser().parse(expr).ok()?;
+    parsed.insert(expr.to_owned(), cron.clone());
+    Some(cron)
 }
 
 fn cron_parser() -> croner::parser::CronParser {

@@ -152,6 +152,8 @@ impl Fetcher {
             let response = request.send().await.map_err(|e| network(&current, e))?;
             let status = response.status();
             if status == StatusCode::NOT_MODIFIED {
+                drop(response);
+                tokio::task::yield_now().await; // back to the pool first (see `read`)
                 return Ok(FeedResponse::NotModified);
             }
             let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok());
@@ -246,6 +248,10 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
+        // Let the connection go back to the pool before the caller frees its slot, so the next
+        // request reuses it instead of opening another one.
+        drop(response);
+        tokio::task::yield_now().await;
         Ok(Fetched {
             status: status.as_u16(),
             url: final_url,

@@ -45,6 +45,9 @@ impl Politeness {
 
     fn gate(&self, host: &str) -> Arc<HostGate> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(gate) = hosts.get(host) {
+            return Arc::clone(gate);
+        }
         let gate = hosts.entry(host.to_owned()).or_insert_with(|| {
             let custom = self.config.host_override(host);
             let concurrency = custom.and_then(|o| o.concurrency).unwrap_or(self.config.per_host_concurrency);
