@@ -289,7 +289,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (label, run, max_open) in &rows {
         println!(
-            "| {label} | {:.2} s | {:.0} | {:.1} MB | {max_open} (limit {concurrency}) |",
+            "| {label} | {:.3} s | {:.0} | {:.1} MB | {max_open} (limit {concurrency}) |",
             run.cycle_secs,
             feeds as f64 / run.cycle_secs,
             run.peak_rss_kb as f64 / 1024.0

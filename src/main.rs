@@ -152,7 +152,7 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     let new: usize = reports.iter().map(|r| r.new).sum();
     eprintln!(
-        "polled {} sources in {elapsed:.2}s ({:.0}/s): {} ok, {failed} failed, {new} new items",
+        "polled {} sources in {elapsed:.3}s ({:.0}/s): {} ok, {failed} failed, {new} new items",
         reports.len(),
         reports.len() as f64 / elapsed.max(1e-9),
         reports.len() - failed
