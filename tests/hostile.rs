@@ -158,3 +158,63 @@ fn hostile_feeds_fail_cleanly_or_recover_in_bounded_memory() {
         eprintln!("peak RSS of the hostile poll: {peak_kb} kB");
     }
 }
+
+#[test]
+fn legacy_and_utf16_encodings_decode_over_http() {
+    let title = "Новини Києва: ґанок, їжак, єнот";
+    let rss = |declared: &str, site: &str| {
+        format!("<?xml version=\"1.0\" encoding=\"{declared}\"?><rss version=\"2.0\"><channel><title>T</title><item><title>{title}</title><guid>g</guid><link>http://{site}.example/a</link></item></channel></rss>")
+    };
+    let encode = |encoding: &'static encoding_rs::Encoding, text: &str| encoding.encode(text).0.into_owned();
+    let utf16le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(rss("utf-16", "utf16").encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let mut bom_utf8 = vec![0xEF, 0xBB, 0xBF];
+    bom_utf8.extend_from_slice(rss("windows-1251", "bom").as_bytes());
+    let fixture = Fixture::default();
+    // Charset only in the HTTP header (the declaration lies); only in the declaration; UTF-16 with
+    // a BOM; a UTF-8 BOM against a wrong declaration.
+    fixture.add(
+        "cp1251.example/rss",
+        200,
+        "application/rss+xml; charset=windows-1251",
+        encode(encoding_rs::WINDOWS_1251, &rss("iso-8859-1", "cp1251")),
+    );
+    fixture.add(
+        "koi8.example/rss",
+        200,
+        "application/rss+xml",
+        encode(encoding_rs::KOI8_U, &rss("koi8-u", "koi8")),
+    );
+    fixture.add("utf16.example/rss", 200, "application/rss+xml", utf16le);
+    fixture.add("bom.example/rss", 200, "application/rss+xml", bom_utf8);
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let names = ["cp1251", "koi8", "utf16", "bom"];
+    let sources: String = names
+        .iter()
+        .map(|n| format!("[[sources]]\nname = \"{n}\"\nurl = \"http://{n}.example/rss\"\n"))
+        .collect();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n{sources}",
+        work.path("data/feedmill.db").display(),
+        fixture.proxy_url()
+    ));
+    let output = common::run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let db = work.db();
+    for name in names {
+        assert!(stdout.contains(&format!("{name}: HTTP 200")), "{stdout}");
+        let titles: Vec<String> = db
+            .prepare("SELECT i.title FROM item_guids g JOIN sources s ON s.id = g.source_id JOIN items i ON i.id = g.item_id WHERE s.name = ?1")
+            .unwrap()
+            .query_map([name], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(titles, vec![title.to_owned()], "{name}");
+    }
+    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    assert_eq!(items, 4);
+}
