@@ -6,6 +6,7 @@
 //! threads (`spawn_blocking`).
 
 pub mod clean;
+pub mod depth;
 pub mod generic;
 pub mod rules;
 pub mod text;
@@ -98,7 +99,7 @@ impl Extractor {
 
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
-        let mut doc = Html::parse_document(html);
+        let mut doc = Html::parse_document(&depth::limit_depth(html, depth::MAX_DEPTH));
         let title = page_title(&doc);
         let image = lead_image(&doc, url);
         let host = url.host_str().unwrap_or_default();

@@ -1,0 +1,180 @@
+//! A guard against pathologically deep documents, applied before parsing.
+//!
+//! html5ever checks "is there a `<p>` in scope?" by walking the stack of open elements, so a page of
+//! 100,000 nested `<div>`s costs it billions of steps. Browsers cap the tree depth instead (Chromium
+//! at 512); this pass does the same on the raw markup in one linear scan: start tags opened deeper
+//! than the cap, and their end tags, are dropped, while all text is kept.
+
+use std::borrow::Cow;
+
+/// Deeper elements are flattened into their ancestor at this depth.
+pub const MAX_DEPTH: usize = 512;
+
+/// Elements that never have content, and elements whose end tag is optional (the parser closes
+/// them itself, so counting them would overstate the depth of ordinary pages).
+const NOT_NESTING: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
+    "p", "li", "dt", "dd", "option", "optgroup", "colgroup", "rb", "rt", "rp", "html", "head", "body",
+];
+
+/// Elements whose content is raw text, not markup.
+const RAW_TEXT: &[&str] =
+    &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"];
+
+/// The document with elements nested deeper than `max_depth` flattened; borrowed when nothing
+/// needed to change.
+pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
+    let bytes = html.as_bytes();
+    let mut out: Option<String> = None;
+    let mut depth = 0usize;
+    // How many elements opened beyond the cap are still open (their end tags are dropped too).
+    let mut excess = 0usize;
+    let mut copied_to = 0usize;
+    let mut i = 0usize;
+    while let Some(offset) = memchr(b'<', &bytes[i..]) {
+        let start = i + offset;
+        let Some(tag) = read_tag(bytes, start) else {
+            i = start + 1;
+            continue;
+        };
+        let mut drop_tag = false;
+        match &tag.kind {
+            TagKind::Start { name, self_closing } => {
+                let lower = name.to_ascii_lowercase();
+                if RAW_TEXT.contains(&lower.as_str()) {
+                    // Skip to the matching end tag: its content is not markup.
+                    let close = format!("</{lower}");
+                    let rest = &html[tag.end..];
+                    let skip = find_ascii_case_insensitive(rest, &close).unwrap_or(rest.len());
+                    i = tag.end + skip;
+                    continue;
+                }
+                if !*self_closing && !NOT_NESTING.contains(&lower.as_str()) {
+                    if depth >= max_depth {
+                        excess += 1;
+                        drop_tag = true;
+                    } else {
+                        depth += 1;
+                    }
+                }
+            }
+            TagKind::End { name } => {
+                let lower = name.to_ascii_lowercase();
+                if !NOT_NESTING.contains(&lower.as_str()) {
+                    if excess > 0 {
+                        excess -= 1;
+                        drop_tag = true;
+                    } else {
+                        depth = depth.saturating_sub(1);
+                    }
+                }
+            }
+            TagKind::Other => {}
+        }
+        if drop_tag {
+            let buffer = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            buffer.push_str(&html[copied_to..start]);
+            copied_to = tag.end;
+        }
+        i = tag.end;
+    }
+    match out {
+        Some(mut buffer) => {
+            buffer.push_str(&html[copied_to..]);
+            Cow::Owned(buffer)
+        }
+        None => Cow::Borrowed(html),
+    }
+}
+
+enum TagKind<'a> {
+    Start {
+        name: &'a str,
+        self_closing: bool,
+    },
+    End {
+        name: &'a str,
+    },
+    /// Comments, doctypes, processing instructions.
+    Other,
+}
+
+struct Tag<'a> {
+    kind: TagKind<'a>,
+    /// Byte offset just past the tag.
+    end: usize,
+}
+
+/// Reads the tag starting at `bytes[start] == b'<'`; `None` when it is not a tag (a stray `<`).
+fn read_tag(bytes: &[u8], start: usize) -> Option<Tag<'_>> {
+    let rest = &bytes[start + 1..];
+    if rest.starts_with(b"!--") {
+        let end = find(bytes, start + 4, b"-->").map_or(bytes.len(), |e| e + 3);
+        return Some(Tag { kind: TagKind::Other, end });
+    }
+    if rest.first().is_some_and(|b| *b == b'!' || *b == b'?') {
+        let end = memchr(b'>', rest).map_or(bytes.len(), |e| start + 1 + e + 1);
+        return Some(Tag { kind: TagKind::Other, end });
+    }
+    let (closing, name_start) =
+        if rest.first() == Some(&b'/') { (true, start + 2) } else { (false, start + 1) };
+    let name_len =
+        bytes[name_start..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'-').count();
+    if name_len == 0 || !bytes[name_start].is_ascii_alphabetic() {
+        return None;
+    }
+    let name = std::str::from_utf8(&bytes[name_start..name_start + name_len]).ok()?;
+    // Find the closing `>` outside quoted attribute values.
+    let mut quote: Option<u8> = None;
+    let mut j = name_start + name_len;
+    while j < bytes.len() {
+        match (quote, bytes[j]) {
+            (Some(q), b) if b == q => quote = None,
+            (None, b'"' | b'\'') => quote = Some(bytes[j]),
+            (None, b'>') => break,
+            _ => {}
+        }
+        j += 1;
+    }
+    let end = (j + 1).min(bytes.len());
+    let self_closing = j > 0 && bytes.get(j - 1) == Some(&b'/');
+    let kind = if closing { TagKind::End { name } } else { TagKind::Start { name, self_closing } };
+    Some(Tag { kind, end })
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|b| *b == needle)
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| from + p)
+}
+
+fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
+    let needle = needle.as_bytes();
+    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_pages_are_untouched() {
+        let page = "<html><body><div class=\"a>b\"><p>One<p>Two<ul><li>x<li>y</ul><br><img src=x>\
+                    <script>if (a < b) { document.write('<div>'); }</script><!-- <div> --></div></body></html>";
+        assert!(matches!(limit_depth(page, 3), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn deep_nesting_is_flattened_and_text_kept() {
+        let deep = format!("{}<p>bottom</p>{}", "<div>".repeat(10), "</div>".repeat(10));
+        let limited = limit_depth(&deep, 4);
+        assert_eq!(limited, format!("{}<p>bottom</p>{}", "<div>".repeat(4), "</div>".repeat(4)));
+    }
+
+    #[test]
+    fn stray_angle_brackets_are_text() {
+        assert!(matches!(limit_depth("a < b and c<3 <<", 1), Cow::Borrowed(_)));
+    }
+}

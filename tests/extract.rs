@@ -1,0 +1,67 @@
+//! The extractor on hostile pages: huge, deeply nested, binary, empty. Each gives a result or a
+//! clear "no article" without a panic or a stack overflow (tests run on 2 MiB thread stacks, like
+//! the blocking pool that runs extraction in the daemon).
+
+use feedmill::extract::{Extractor, SiteRules, Step};
+use url::Url;
+
+fn extractor() -> Extractor {
+    Extractor::new(SiteRules::new(&[]).unwrap())
+}
+
+fn url() -> Url {
+    Url::parse("https://news.example/story").unwrap()
+}
+
+const PARAGRAPH: &str = "The report, published on Tuesday, describes in detail how the new rules will work, and what they change for readers.";
+
+#[test]
+fn a_five_megabyte_page_is_extracted() {
+    let body: String = (0..40_000).map(|i| format!("<p>{i}. {PARAGRAPH}</p>")).collect();
+    let page = format!("<html><body><nav><a href=/>Home</a></nav><article>{body}</article></body></html>");
+    assert!(page.len() > 5_000_000);
+    let article = extractor().extract(&page, &url()).article.expect("an article");
+    assert_eq!(article.step, Step::Generic);
+    assert!(article.text.contains("39999. The report"));
+    assert!(!article.text.contains("Home"));
+}
+
+#[test]
+fn a_hundred_thousand_nested_divs_neither_overflow_nor_stall() {
+    let page = format!(
+        "<html><body>{}<p>{PARAGRAPH}</p><p>{PARAGRAPH}</p>{}</body></html>",
+        "<div>".repeat(100_000),
+        "</div>".repeat(100_000)
+    );
+    let article = extractor().extract(&page, &url()).article.expect("an article");
+    assert!(article.text.contains("The report, published on Tuesday"));
+    // The same with unclosed inline elements and nested tables.
+    for deep in [
+        format!("<html><body>{}<p>{PARAGRAPH}</p></body></html>", "<b>".repeat(100_000)),
+        format!(
+            "<html><body>{}<p>{PARAGRAPH}</p>{}</body></html>",
+            "<table><tr><td>".repeat(30_000),
+            "</td></tr></table>".repeat(30_000)
+        ),
+        format!("<html><body>{}<p>{PARAGRAPH}</p></body></html>", "<a href=x>".repeat(100_000)),
+    ] {
+        let _ = extractor().extract(&deep, &url());
+    }
+}
+
+#[test]
+fn binary_garbage_and_empty_documents_yield_no_article() {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let garbage: Vec<u8> = (0..200_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let text = String::from_utf8_lossy(&garbage);
+    assert!(extractor().extract(&text, &url()).article.is_none());
+    assert!(extractor().extract("", &url()).article.is_none());
+    assert!(extractor().extract("<html></html>", &url()).article.is_none());
+}
