@@ -76,7 +76,8 @@ fn collapsed_text(element: &ElementRef) -> String {
     element.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ")
 }
 
-fn detach_all(doc: &mut Html, ids: &[NodeId]) {
+/// Removes these nodes (and what is below them) from the document.
+pub fn detach_all(doc: &mut Html, ids: &[NodeId]) {
     for &id in ids {
         if let Some(mut node) = doc.tree.get_mut(id) {
             node.detach();

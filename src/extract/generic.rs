@@ -29,19 +29,38 @@ static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption")
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
-static PARAGRAPHS: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse("p, pre, td, blockquote, h2, h3, li")
-        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
-});
 static BODY: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("body").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+
+/// Below this much text, a strict pass is retried without skipping "unlikely" page regions (some
+/// sites wrap the whole page in a `<form>` or in classes like `Page-ad-margins`).
+const ENOUGH_TEXT: usize = 500;
 
 /// The ids of the elements that make the article, in document order; empty when nothing scores.
 pub fn find_article(doc: &Html) -> Vec<NodeId> {
     let Some(body) = doc.select(&BODY).next() else { return Vec::new() };
+    let strict = best_candidate(doc, body, true);
+    let text_of = |ids: &[NodeId]| -> usize {
+        ids.iter()
+            .filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| collapsed_len(&e))
+            .sum()
+    };
+    if text_of(&strict) >= ENOUGH_TEXT {
+        return strict;
+    }
+    let relaxed = best_candidate(doc, body, false);
+    if text_of(&relaxed) > text_of(&strict) {
+        relaxed
+    } else {
+        strict
+    }
+}
+
+fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool) -> Vec<NodeId> {
     let mut scores: HashMap<NodeId, f64> = HashMap::new();
-    for block in body.select(&PARAGRAPHS) {
-        if is_unlikely_inside(&block) {
+    for block in body.descendants().filter_map(ElementRef::wrap).filter(is_paragraph_like) {
+        if skip_unlikely && is_unlikely_inside(&block) {
             continue;
         }
         let text = collapsed_len(&block);
@@ -67,6 +86,52 @@ pub fn find_article(doc: &Html) -> Vec<NodeId> {
     let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return Vec::new() };
     with_siblings(top, top_score, &scores)
 }
+
+/// Elements that hold running text: paragraphs and their kin, and `<div>`s used as paragraphs
+/// (no block-level children, text separated by `<br>`), as Readability treats them.
+fn is_paragraph_like(element: &ElementRef) -> bool {
+    match element.value().name() {
+        "p" | "pre" | "td" | "blockquote" | "h2" | "h3" | "li" => true,
+        "div" | "section" => {
+            !element.children().filter_map(ElementRef::wrap).any(|c| BLOCK_TAGS.contains(&c.value().name()))
+                || direct_text_len(element) >= 100
+        }
+        _ => false,
+    }
+}
+
+/// Children that make a `<div>` a container rather than a paragraph.
+const BLOCK_TAGS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "dir",
+    "div",
+    "dl",
+    "fieldset",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "menu",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "ul",
+];
 
 /// The top candidate plus siblings that carry more of the same article.
 fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>) -> Vec<NodeId> {
@@ -99,6 +164,66 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>)
         })
         .map(|e| e.id())
         .collect()
+}
+
+/// Page furniture inside the chosen article that scoring let through (Readability's "clean
+/// conditionally"): navigation, link lists, share and "read more" boxes. Checked innermost first;
+/// returns the elements to remove.
+pub fn conditional_noise(doc: &Html, roots: &[NodeId]) -> Vec<NodeId> {
+    let mut doomed = Vec::new();
+    for &root in roots {
+        let Some(root) = doc.tree.get(root).and_then(ElementRef::wrap) else { continue };
+        for element in root.descendants().filter_map(ElementRef::wrap) {
+            if element.id() == root.id() || doomed.iter().any(|d| element.ancestors().any(|a| a.id() == *d)) {
+                continue;
+            }
+            if is_furniture(&element) {
+                doomed.push(element.id());
+            }
+        }
+    }
+    doomed
+}
+
+static CHILD_P: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("p").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+static CHILD_LI: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("li").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+static CHILD_IMG: LazyLock<Selector> =
+    LazyLock::new(|| Selector::parse("img").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+
+fn is_furniture(element: &ElementRef) -> bool {
+    let name = element.value().name();
+    // The headline is the entry's title, not part of its body.
+    if matches!(name, "nav" | "aside" | "footer" | "header" | "form" | "menu" | "h1") {
+        return true;
+    }
+    if !matches!(
+        name,
+        "div" | "section" | "ul" | "ol" | "table" | "dl" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+    ) {
+        return false;
+    }
+    let weight = class_weight(element);
+    let density = link_density(element);
+    if name.starts_with('h') {
+        return weight < 0.0 || density > 0.5;
+    }
+    let text = collapsed_len(element);
+    let commas = element.text().map(|t| t.matches([',', '،', '，']).count()).sum::<usize>();
+    if commas >= 10 {
+        return false;
+    }
+    let paragraphs = element.select(&CHILD_P).count();
+    let items = element.select(&CHILD_LI).count();
+    let images = element.select(&CHILD_IMG).count();
+    let is_list = matches!(name, "ul" | "ol");
+    (weight < 0.0 && density > 0.2)
+        || density > 0.5
+        || (!is_list && items > paragraphs + 3 && density > 0.25)
+        || (is_list && density > 0.4)
+        || (text < 25 && images == 0 && !is_list)
+        || (images > 1 && paragraphs * 2 < images && text < 200)
 }
 
 fn initial_score(element: &ElementRef) -> f64 {
@@ -139,6 +264,16 @@ fn is_unlikely_inside(block: &ElementRef) -> bool {
         UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
             || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"))
     })
+}
+
+/// Length of the text directly inside an element (not inside its child elements).
+fn direct_text_len(element: &ElementRef) -> usize {
+    element
+        .children()
+        .filter_map(|c| c.value().as_text())
+        .flat_map(|t| t.split_whitespace())
+        .map(|w| w.chars().count() + 1)
+        .sum()
 }
 
 fn collapsed_len(element: &ElementRef) -> usize {

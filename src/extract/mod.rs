@@ -83,6 +83,11 @@ pub struct Extractor {
     rules: SiteRules,
 }
 
+static INVISIBLE: LazyLock<Selector> = LazyLock::new(|| {
+    Selector::parse("script, style, noscript, template")
+        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
+});
+
 static TITLE: LazyLock<Selector> = LazyLock::new(|| {
     Selector::parse(r#"meta[property="og:title"], title, h1"#)
         .unwrap_or_else(|e| unreachable!("static selector: {e}"))
@@ -100,6 +105,10 @@ impl Extractor {
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
         let mut doc = Html::parse_document(&depth::limit_depth(html, depth::MAX_DEPTH));
+        // Scripts, styles and <noscript> copies are never body text (their raw text would count
+        // as words when scoring).
+        let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
+        clean::detach_all(&mut doc, &invisible);
         let title = page_title(&doc);
         let image = lead_image(&doc, url);
         let host = url.host_str().unwrap_or_default();
@@ -114,6 +123,8 @@ impl Extractor {
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
         }
         let roots = generic::find_article(&doc);
+        let furniture = generic::conditional_noise(&doc, &roots);
+        clean::detach_all(&mut doc, &furniture);
         let article =
             finish(&mut doc, &roots, &[], url, Step::Generic, title).map(|a| Article { image, ..a });
         Extraction { article, rule_miss }
