@@ -29,6 +29,9 @@ static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption")
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
+static CAPTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)caption|credit|byline|author-bio|disclosure").unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
 static BODY: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("body").unwrap_or_else(|e| unreachable!("static selector: {e}")));
 
@@ -170,19 +173,24 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>)
 /// conditionally"): navigation, link lists, share and "read more" boxes. Checked innermost first;
 /// returns the elements to remove.
 pub fn conditional_noise(doc: &Html, roots: &[NodeId]) -> Vec<NodeId> {
-    let mut doomed = Vec::new();
+    let mut doomed = std::collections::HashSet::new();
     for &root in roots {
         let Some(root) = doc.tree.get(root).and_then(ElementRef::wrap) else { continue };
+        let root_text = collapsed_len(&root).max(1);
         for element in root.descendants().filter_map(ElementRef::wrap) {
-            if element.id() == root.id() || doomed.iter().any(|d| element.ancestors().any(|a| a.id() == *d)) {
+            if element.id() == root.id() || element.ancestors().any(|a| doomed.contains(&a.id())) {
+                continue;
+            }
+            // An element holding most of the article is the article, whatever its class says.
+            if collapsed_len(&element) * 2 > root_text {
                 continue;
             }
             if is_furniture(&element) {
-                doomed.push(element.id());
+                doomed.insert(element.id());
             }
         }
     }
-    doomed
+    doomed.into_iter().collect()
 }
 
 static CHILD_P: LazyLock<Selector> =
@@ -194,8 +202,13 @@ static CHILD_IMG: LazyLock<Selector> =
 
 fn is_furniture(element: &ElementRef) -> bool {
     let name = element.value().name();
-    // The headline is the entry's title, not part of its body.
-    if matches!(name, "nav" | "aside" | "footer" | "header" | "form" | "menu" | "h1") {
+    // The headline is the entry's title, not part of its body; captions and credits belong to
+    // pictures, not to the text.
+    if matches!(name, "nav" | "aside" | "footer" | "header" | "form" | "menu" | "h1" | "figcaption") {
+        return true;
+    }
+    let names = format!("{} {}", element.value().attr("class").unwrap_or(""), element.value().attr("id").unwrap_or(""));
+    if CAPTION.is_match(&names) || (UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)) {
         return true;
     }
     if !matches!(
