@@ -135,3 +135,40 @@ fn unreachable_source_is_recorded_while_others_are_polled() {
     );
     assert!(stdout.contains("direct: HTTP 200, 1 new"), "{stdout}");
 }
+
+#[test]
+fn sigint_also_stops_the_daemon_cleanly() {
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
+        work.path("data/feedmill.db").display()
+    ));
+    let mut daemon = Daemon::start(&config, port);
+    std::process::Command::new("kill").args(["-INT", &daemon.child.id().to_string()]).status().unwrap();
+    assert!(wait_until(Duration::from_secs(10), || daemon.child.try_wait().unwrap().is_some()));
+    assert!(daemon.child.try_wait().unwrap().is_some_and(|s| s.success()));
+}
+
+#[test]
+fn http_proxy_from_the_environment_is_honoured() {
+    let fixture = Fixture::default();
+    fixture.add("env.example/rss", 200, "application/rss+xml", rss(&[("e1", "http://env.example/1")]));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[defaults]\nfull_text = false\n[[sources]]\nname = \"env\"\nurl = \"http://env.example/rss\"\n",
+        work.path("db.sqlite").display()
+    ));
+    let output = common::feedmill()
+        .env("HTTP_PROXY", fixture.proxy_url())
+        .env("http_proxy", fixture.proxy_url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .args(["poll", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("env: HTTP 200, 1 new"), "{stdout}");
+    assert_eq!(fixture.hits("env.example/rss"), 1);
+}

@@ -30,7 +30,8 @@ static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 static CAPTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)caption|credit|byline|author-bio|disclosure").unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    Regex::new(r"(?i)caption|credit|byline|author-bio|disclosure")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 static BODY: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("body").unwrap_or_else(|e| unreachable!("static selector: {e}")));
@@ -207,7 +208,11 @@ fn is_furniture(element: &ElementRef) -> bool {
     if matches!(name, "nav" | "aside" | "footer" | "header" | "form" | "menu" | "h1" | "figcaption") {
         return true;
     }
-    let names = format!("{} {}", element.value().attr("class").unwrap_or(""), element.value().attr("id").unwrap_or(""));
+    let names = format!(
+        "{} {}",
+        element.value().attr("class").unwrap_or(""),
+        element.value().attr("id").unwrap_or("")
+    );
     if CAPTION.is_match(&names) || (UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)) {
         return true;
     }
