@@ -66,16 +66,14 @@ fn main() {
 
     let trafilatura_rate = std::env::var("TRAFILATURA_PYTHON").ok().and_then(|python| {
         let dir = pages[0].0.parent()?.to_owned();
-        let output = Command::new(python)
-            .args(["-c", TRAFILATURA])
-            .arg(dir)
-            .arg(ROUNDS.to_string())
-            .output()
-            .ok()?;
+        let output =
+            Command::new(python).args(["-c", TRAFILATURA]).arg(dir).arg(ROUNDS.to_string()).output().ok()?;
         String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().ok()
     });
     match trafilatura_rate {
-        Some(rate) => println!("  trafilatura: {rate:.0} pages/s  (feedmill is {:.1}x)", feedmill_rate / rate),
+        Some(rate) => {
+            println!("  trafilatura: {rate:.0} pages/s  (feedmill is {:.1}x)", feedmill_rate / rate)
+        }
         None => println!("  trafilatura: not run (set TRAFILATURA_PYTHON to a python with trafilatura)"),
     }
 
@@ -84,7 +82,14 @@ fn main() {
         .iter()
         .filter_map(|(path, _)| {
             let output = Command::new("/usr/bin/time")
-                .args(["-f", "peak_rss_kb=%M", env!("CARGO_BIN_EXE_feedmill"), "extract", "--url", url.as_str()])
+                .args([
+                    "-f",
+                    "peak_rss_kb=%M",
+                    env!("CARGO_BIN_EXE_feedmill"),
+                    "extract",
+                    "--url",
+                    url.as_str(),
+                ])
                 .arg(path)
                 .output()
                 .ok()?;

@@ -31,7 +31,7 @@ pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
     let mut excess = 0usize;
     let mut copied_to = 0usize;
     let mut i = 0usize;
-    while let Some(offset) = memchr(b'<', &bytes[i..]) {
+    while let Some(offset) = memchr::memchr(b'<', &bytes[i..]) {
         let start = i + offset;
         let Some(tag) = read_tag(bytes, start) else {
             i = start + 1;
@@ -113,7 +113,7 @@ fn read_tag(bytes: &[u8], start: usize) -> Option<Tag<'_>> {
         return Some(Tag { kind: TagKind::Other, end });
     }
     if rest.first().is_some_and(|b| *b == b'!' || *b == b'?') {
-        let end = memchr(b'>', rest).map_or(bytes.len(), |e| start + 1 + e + 1);
+        let end = memchr::memchr(b'>', rest).map_or(bytes.len(), |e| start + 1 + e + 1);
         return Some(Tag { kind: TagKind::Other, end });
     }
     let (closing, name_start) =
@@ -125,29 +125,24 @@ fn read_tag(bytes: &[u8], start: usize) -> Option<Tag<'_>> {
     }
     let name = std::str::from_utf8(&bytes[name_start..name_start + name_len]).ok()?;
     // Find the closing `>` outside quoted attribute values.
-    let mut quote: Option<u8> = None;
     let mut j = name_start + name_len;
-    while j < bytes.len() {
-        match (quote, bytes[j]) {
-            (Some(q), b) if b == q => quote = None,
-            (None, b'"' | b'\'') => quote = Some(bytes[j]),
-            (None, b'>') => break,
-            _ => {}
+    while let Some(found) = memchr::memchr3(b'>', b'"', b'\'', &bytes[j..]) {
+        j += found;
+        if bytes[j] == b'>' {
+            break;
         }
-        j += 1;
+        let quote = bytes[j];
+        j = memchr::memchr(quote, &bytes[j + 1..]).map_or(bytes.len(), |q| j + 1 + q) + 1;
     }
+    let j = j.min(bytes.len());
     let end = (j + 1).min(bytes.len());
     let self_closing = j > 0 && bytes.get(j - 1) == Some(&b'/');
     let kind = if closing { TagKind::End { name } } else { TagKind::Start { name, self_closing } };
     Some(Tag { kind, end })
 }
 
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
-}
-
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| from + p)
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
 fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {

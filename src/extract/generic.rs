@@ -40,34 +40,40 @@ static BODY: LazyLock<Selector> =
 /// sites wrap the whole page in a `<form>` or in classes like `Page-ad-margins`).
 const ENOUGH_TEXT: usize = 500;
 
-/// The ids of the elements that make the article, in document order; empty when nothing scores.
-pub fn find_article(doc: &Html) -> Vec<NodeId> {
-    let Some(body) = doc.select(&BODY).next() else { return Vec::new() };
-    let strict = best_candidate(doc, body, true);
-    let text_of = |ids: &[NodeId]| -> usize {
-        ids.iter()
-            .filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| collapsed_len(&e))
-            .sum()
-    };
-    if text_of(&strict) >= ENOUGH_TEXT {
-        return strict;
-    }
-    let relaxed = best_candidate(doc, body, false);
-    if text_of(&relaxed) > text_of(&strict) {
-        relaxed
-    } else {
-        strict
-    }
+/// What the generic extractor found: the elements that make the article (in document order;
+/// empty when nothing scores), and the furniture inside them to remove.
+pub struct Found {
+    pub roots: Vec<NodeId>,
+    pub furniture: Vec<NodeId>,
 }
 
-fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool) -> Vec<NodeId> {
+/// Finds the article of a page.
+pub fn find_article(doc: &Html) -> Found {
+    let Some(body) = doc.select(&BODY).next() else {
+        return Found { roots: Vec::new(), furniture: Vec::new() };
+    };
+    let stats = TextStats::new(*body);
+    let text_of = |ids: &[NodeId]| -> usize {
+        ids.iter().filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap)).map(|e| stats.text(&e)).sum()
+    };
+    let mut roots = best_candidate(doc, body, true, &stats);
+    if text_of(&roots) < ENOUGH_TEXT {
+        let relaxed = best_candidate(doc, body, false, &stats);
+        if text_of(&relaxed) > text_of(&roots) {
+            roots = relaxed;
+        }
+    }
+    let furniture = conditional_noise(doc, &roots, &stats);
+    Found { roots, furniture }
+}
+
+fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool, stats: &TextStats) -> Vec<NodeId> {
     let mut scores: HashMap<NodeId, f64> = HashMap::new();
-    for block in body.descendants().filter_map(ElementRef::wrap).filter(is_paragraph_like) {
+    for block in body.descendants().filter_map(ElementRef::wrap).filter(|e| is_paragraph_like(e, stats)) {
         if skip_unlikely && is_unlikely_inside(&block) {
             continue;
         }
-        let text = collapsed_len(&block);
+        let text = stats.text(&block);
         if text < 25 || matches!(block.value().name(), "li" | "td") && text < 60 {
             continue;
         }
@@ -85,20 +91,20 @@ fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool) -> Vec<Node
     }
     let ranked = scores.iter().filter_map(|(&id, &score)| {
         let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
-        Some((element, score * (1.0 - link_density(&element))))
+        Some((element, score * (1.0 - stats.link_density(&element))))
     });
     let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return Vec::new() };
-    with_siblings(top, top_score, &scores)
+    with_siblings(top, top_score, &scores, stats)
 }
 
 /// Elements that hold running text: paragraphs and their kin, and `<div>`s used as paragraphs
 /// (no block-level children, text separated by `<br>`), as Readability treats them.
-fn is_paragraph_like(element: &ElementRef) -> bool {
+fn is_paragraph_like(element: &ElementRef, stats: &TextStats) -> bool {
     match element.value().name() {
         "p" | "pre" | "td" | "blockquote" | "h2" | "h3" | "li" => true,
         "div" | "section" => {
             !element.children().filter_map(ElementRef::wrap).any(|c| BLOCK_TAGS.contains(&c.value().name()))
-                || direct_text_len(element) >= 100
+                || stats.direct_text(element) >= 100
         }
         _ => false,
     }
@@ -138,7 +144,12 @@ const BLOCK_TAGS: &[&str] = &[
 ];
 
 /// The top candidate plus siblings that carry more of the same article.
-fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>) -> Vec<NodeId> {
+fn with_siblings(
+    top: ElementRef,
+    top_score: f64,
+    scores: &HashMap<NodeId, f64>,
+    stats: &TextStats,
+) -> Vec<NodeId> {
     let Some(parent) = top.parent() else { return vec![top.id()] };
     let threshold = (top_score * 0.2).max(10.0);
     let top_class = top.value().attr("class").unwrap_or("");
@@ -153,13 +164,13 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>)
             if !top_class.is_empty() && sibling.value().attr("class") == Some(top_class) {
                 bonus = top_score * 0.2;
             }
-            let score = scores.get(&sibling.id()).map(|s| s * (1.0 - link_density(sibling)));
+            let score = scores.get(&sibling.id()).map(|s| s * (1.0 - stats.link_density(sibling)));
             if score.is_some_and(|s| s + bonus >= threshold) {
                 return true;
             }
             if sibling.value().name() == "p" {
-                let len = collapsed_len(sibling);
-                let density = link_density(sibling);
+                let len = stats.text(sibling);
+                let density = stats.link_density(sibling);
                 let text: String = sibling.text().collect();
                 return (len > 80 && density < 0.25)
                     || (len > 0 && len <= 80 && density == 0.0 && text.trim_end().ends_with('.'));
@@ -171,22 +182,21 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &HashMap<NodeId, f64>)
 }
 
 /// Page furniture inside the chosen article that scoring let through (Readability's "clean
-/// conditionally"): navigation, link lists, share and "read more" boxes. Checked innermost first;
-/// returns the elements to remove.
-pub fn conditional_noise(doc: &Html, roots: &[NodeId]) -> Vec<NodeId> {
+/// conditionally"): navigation, link lists, share and "read more" boxes, captions.
+fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<NodeId> {
     let mut doomed = std::collections::HashSet::new();
     for &root in roots {
         let Some(root) = doc.tree.get(root).and_then(ElementRef::wrap) else { continue };
-        let root_text = collapsed_len(&root).max(1);
+        let root_text = stats.text(&root).max(1);
         for element in root.descendants().filter_map(ElementRef::wrap) {
             if element.id() == root.id() || element.ancestors().any(|a| doomed.contains(&a.id())) {
                 continue;
             }
             // An element holding most of the article is the article, whatever its class says.
-            if collapsed_len(&element) * 2 > root_text {
+            if stats.text(&element) * 2 > root_text {
                 continue;
             }
-            if is_furniture(&element) {
+            if is_furniture(&element, stats) {
                 doomed.insert(element.id());
             }
         }
@@ -201,7 +211,7 @@ static CHILD_LI: LazyLock<Selector> =
 static CHILD_IMG: LazyLock<Selector> =
     LazyLock::new(|| Selector::parse("img").unwrap_or_else(|e| unreachable!("static selector: {e}")));
 
-fn is_furniture(element: &ElementRef) -> bool {
+fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     let name = element.value().name();
     // The headline is the entry's title, not part of its body; captions and credits belong to
     // pictures, not to the text.
@@ -223,11 +233,11 @@ fn is_furniture(element: &ElementRef) -> bool {
         return false;
     }
     let weight = class_weight(element);
-    let density = link_density(element);
+    let density = stats.link_density(element);
     if name.starts_with('h') {
         return weight < 0.0 || density > 0.5;
     }
-    let text = collapsed_len(element);
+    let text = stats.text(element);
     let commas = element.text().map(|t| t.matches([',', '،', '，']).count()).sum::<usize>();
     if commas >= 10 {
         return false;
@@ -284,31 +294,58 @@ fn is_unlikely_inside(block: &ElementRef) -> bool {
     })
 }
 
-/// Length of the text directly inside an element (not inside its child elements).
-fn direct_text_len(element: &ElementRef) -> usize {
-    element
-        .children()
-        .filter_map(|c| c.value().as_text())
-        .flat_map(|t| t.split_whitespace())
-        .map(|w| w.chars().count() + 1)
-        .sum()
+/// Text lengths of every element below a root, computed once in one pass: the words of its text
+/// (each counted with one space), and how much of that is inside links.
+struct TextStats {
+    lengths: HashMap<NodeId, (usize, usize)>,
 }
 
-fn collapsed_len(element: &ElementRef) -> usize {
-    element.text().flat_map(str::split_whitespace).map(|w| w.chars().count() + 1).sum()
-}
-
-static LINKS: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("a").unwrap_or_else(|e| unreachable!("static selector: {e}")));
-
-/// Share of an element's text that is inside links.
-fn link_density(element: &ElementRef) -> f64 {
-    let total = collapsed_len(element);
-    if total == 0 {
-        return 0.0;
+impl TextStats {
+    fn new(root: ego_tree::NodeRef<'_, scraper::Node>) -> TextStats {
+        let mut lengths: HashMap<NodeId, (usize, usize)> = HashMap::new();
+        for edge in root.traverse() {
+            let ego_tree::iter::Edge::Close(node) = edge else { continue };
+            let entry = match node.value() {
+                scraper::Node::Text(text) => (words_len(text), 0),
+                scraper::Node::Element(element) => {
+                    let (text, linked) = node
+                        .children()
+                        .filter_map(|c| lengths.get(&c.id()))
+                        .fold((0, 0), |(t, l), (ct, cl)| (t + ct, l + cl));
+                    (text, if element.name() == "a" { text } else { linked })
+                }
+                _ => continue,
+            };
+            lengths.insert(node.id(), entry);
+        }
+        TextStats { lengths }
     }
-    let linked: usize = element.select(&LINKS).map(|a| collapsed_len(&a)).sum();
-    (linked as f64 / total as f64).min(1.0)
+
+    fn text(&self, element: &ElementRef) -> usize {
+        self.lengths.get(&element.id()).map_or(0, |(text, _)| *text)
+    }
+
+    /// Share of an element's text that is inside links.
+    fn link_density(&self, element: &ElementRef) -> f64 {
+        match self.lengths.get(&element.id()) {
+            Some((text, linked)) if *text > 0 => (*linked as f64 / *text as f64).min(1.0),
+            _ => 0.0,
+        }
+    }
+
+    /// Length of the text directly inside an element (not inside its child elements).
+    fn direct_text(&self, element: &ElementRef) -> usize {
+        element
+            .children()
+            .filter(|c| c.value().is_text())
+            .filter_map(|c| self.lengths.get(&c.id()))
+            .map(|(t, _)| t)
+            .sum()
+    }
+}
+
+fn words_len(text: &str) -> usize {
+    text.split_whitespace().map(|w| w.chars().count() + 1).sum()
 }
 
 #[cfg(test)]
@@ -324,7 +361,7 @@ mod tests {
             <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div>
             <footer><p>Copyright, all rights reserved, contact us, privacy policy, terms</p></footer></body></html>"#,
         );
-        let ids = find_article(&page);
+        let ids = find_article(&page).roots;
         let html: String = ids
             .iter()
             .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
@@ -336,6 +373,6 @@ mod tests {
 
     #[test]
     fn empty_page_has_no_article() {
-        assert!(find_article(&Html::parse_document("")).is_empty());
+        assert!(find_article(&Html::parse_document("")).roots.is_empty());
     }
 }

@@ -122,8 +122,7 @@ impl Extractor {
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
         }
-        let roots = generic::find_article(&doc);
-        let furniture = generic::conditional_noise(&doc, &roots);
+        let generic::Found { roots, furniture } = generic::find_article(&doc);
         clean::detach_all(&mut doc, &furniture);
         let article =
             finish(&mut doc, &roots, &[], url, Step::Generic, title).map(|a| Article { image, ..a });
@@ -171,7 +170,15 @@ fn finish(
         .map(|e| e.html())
         .collect();
     let html = clean::sanitize(&raw, url);
-    let text = text::html_to_text(&html);
+    // The text comes from the cleaned tree itself (what the sanitizer keeps of it is the same
+    // words), which spares parsing the sanitized HTML again.
+    let text: Vec<String> = roots
+        .iter()
+        .filter_map(|&id| doc.tree.get(id))
+        .map(text::node_text)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let text = text.join("\n");
     (!text.is_empty()).then_some(Article { title, html, text, step, image: None })
 }
 
