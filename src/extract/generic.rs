@@ -39,6 +39,8 @@ static BODY: LazyLock<Selector> =
 /// Below this much text, a strict pass is retried without skipping "unlikely" page regions (some
 /// sites wrap the whole page in a `<form>` or in classes like `Page-ad-margins`).
 const ENOUGH_TEXT: usize = 500;
+/// How much better the relaxed pass's best candidate must score to replace the strict one.
+const RELAXED_WINS: f64 = 2.0;
 
 /// What the generic extractor found: the elements that make the article (in document order;
 /// empty when nothing scores), and the furniture inside them to remove.
@@ -56,18 +58,25 @@ pub fn find_article(doc: &Html) -> Found {
     let text_of = |ids: &[NodeId]| -> usize {
         ids.iter().filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap)).map(|e| stats.text(&e)).sum()
     };
-    let mut roots = best_candidate(doc, body, true, &stats);
-    if text_of(&roots) < ENOUGH_TEXT {
-        let relaxed = best_candidate(doc, body, false, &stats);
-        if text_of(&relaxed) > text_of(&roots) {
-            roots = relaxed;
-        }
+    let (mut roots, strict_score) = best_candidate(doc, body, true, &stats);
+    // Whole-page wrappers with classes like `header-style-2` or `penci_sidebar` make a strict pass
+    // miss the article; the relaxed pass wins when it finds clearly better-scoring text.
+    let (relaxed, relaxed_score) = best_candidate(doc, body, false, &stats);
+    let strict_short = text_of(&roots) < ENOUGH_TEXT && text_of(&relaxed) > text_of(&roots);
+    if strict_short || relaxed_score > strict_score * RELAXED_WINS {
+        roots = relaxed;
     }
     let furniture = conditional_noise(doc, &roots, &stats);
     Found { roots, furniture }
 }
 
-fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool, stats: &TextStats) -> Vec<NodeId> {
+/// The best-scoring candidate with its siblings, and its score (0 when nothing scored).
+fn best_candidate(
+    doc: &Html,
+    body: ElementRef,
+    skip_unlikely: bool,
+    stats: &TextStats,
+) -> (Vec<NodeId>, f64) {
     let mut scores: HashMap<NodeId, f64> = HashMap::new();
     for block in body.descendants().filter_map(ElementRef::wrap).filter(|e| is_paragraph_like(e, stats)) {
         if skip_unlikely && is_unlikely_inside(&block) {
@@ -93,8 +102,8 @@ fn best_candidate(doc: &Html, body: ElementRef, skip_unlikely: bool, stats: &Tex
         let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
         Some((element, score * (1.0 - stats.link_density(&element))))
     });
-    let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return Vec::new() };
-    with_siblings(top, top_score, &scores, stats)
+    let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return (Vec::new(), 0.0) };
+    (with_siblings(top, top_score, &scores, stats), top_score)
 }
 
 /// Elements that hold running text: paragraphs and their kin, and `<div>`s used as paragraphs
