@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,html5ever=error,selectors=error")
+                tracing_subscriber::EnvFilter::new("info,html5ever=error,selectors=error,tokio_cron_scheduler=warn")
             }),
         )
         .with_writer(std::io::stderr)
