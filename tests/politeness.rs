@@ -232,7 +232,7 @@ fn daemon_skips_ticks_while_a_source_backs_off() {
     std::thread::sleep(Duration::from_millis(3500));
     assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
     assert_eq!(fixture.hits("down.example/rss"), 1, "Retry-After: 3600 keeps the source quiet");
-    assert!(fixture.hits("up.example/rss") >= 3, "the healthy source kept its schedule");
+    assert!(fixture.hits("up.example/rss") >= 2, "the healthy source kept its schedule");
 }
 
 #[test]
