@@ -225,7 +225,7 @@ pub struct Source {
 }
 
 /// A site rule as written in TOML (user config or `config/sites/*.toml`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteRuleConfig {
     /// Hosts the rule applies to; `example.com` also covers `www.example.com` and other subdomains.
@@ -236,6 +236,25 @@ pub struct SiteRuleConfig {
     /// Removed from the body before it is published.
     #[serde(default)]
     pub strip: Vec<CssSelector>,
+    /// Metadata selectors, each list tried in order: the headline, author names, the publication
+    /// date (`datetime`/`content` attribute or text), tags (one per matched element) and the lead
+    /// image (`src`/`content`/`href`).
+    #[serde(default)]
+    pub title: Vec<CssSelector>,
+    #[serde(default)]
+    pub author: Vec<CssSelector>,
+    #[serde(default)]
+    pub date: Vec<CssSelector>,
+    #[serde(default)]
+    pub tags: Vec<CssSelector>,
+    #[serde(default)]
+    pub lead_image: Vec<CssSelector>,
+    /// Pages `feedmill rules test` fetches to check the rule still works...
+    #[serde(default)]
+    pub test_url: Vec<Url>,
+    /// ...and text each of their extracted bodies must contain.
+    #[serde(default)]
+    pub test_contains: Vec<String>,
 }
 
 /// A CSS selector, parsed (and so validated) when the config is read.

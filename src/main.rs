@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use feedmill::config::{Config, ConfigError, FetchConfig, DEFAULT_CONFIG_PATH};
-use feedmill::extract::{Extraction, Extractor, SiteRules};
+use feedmill::extract::{Extraction, Extractor, SiteRules, Step};
 use feedmill::fetch::{charset::decode_html, Fetcher};
 use url::Url;
 
@@ -40,6 +40,12 @@ enum Command {
     },
     /// Validate the configuration and print the resolved sources.
     CheckConfig,
+    /// Site rules: `rules test [HOST]` fetches each rule's `test_url` pages and checks that the
+    /// extracted body contains every `test_contains` text (needs internet for the built-in rules).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Extract the article from HTML files (plain or .gz) or http(s) URLs.
     Extract {
         /// The page's URL, for files: picks the site rule and resolves relative links
@@ -53,6 +59,15 @@ enum Command {
         out_dir: Option<PathBuf>,
         #[arg(required = true)]
         inputs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check the rules (of one host, or all) against their test pages.
+    Test {
+        /// Only rules covering this host.
+        host: Option<String>,
     },
 }
 
@@ -76,11 +91,11 @@ impl Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,html5ever=error,selectors=error,tokio_cron_scheduler=warn")
-            }),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,html5ever=error,selectors=error,tokio_cron_scheduler=warn",
+            )
+        }))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -120,15 +135,75 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Extract { url, format, out_dir, inputs } => {
-            // Extraction works without a config file (built-in rules); an explicit one must load.
-            let config = match Config::load(&config_path) {
-                Ok(config) => Some(config),
-                Err(ConfigError::Read { .. }) if !explicit_config => None,
-                Err(error) => return Err(error.into()),
-            };
+            let config = optional_config(&config_path, explicit_config)?;
             extract(config.as_ref(), url, format, out_dir.as_deref(), &inputs).await
         }
+        Command::Rules { command: RulesCommand::Test { host } } => {
+            let config = optional_config(&config_path, explicit_config)?;
+            rules_test(config.as_ref(), host.as_deref()).await
+        }
     }
+}
+
+/// Extraction works without a config file (built-in rules only); an explicitly named one must load.
+fn optional_config(path: &Path, explicit: bool) -> Result<Option<Config>, ConfigError> {
+    match Config::load(path) {
+        Ok(config) => Ok(Some(config)),
+        Err(ConfigError::Read { .. }) if !explicit => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// `feedmill rules test`: one PASS/FAIL line per test page; exit status 1 when any failed.
+async fn rules_test(config: Option<&Config>, host: Option<&str>) -> anyhow::Result<ExitCode> {
+    let rules = SiteRules::new(config.map_or(&[][..], |c| &c.sites))?;
+    let extractor = Extractor::new(rules.clone());
+    let fetcher = Fetcher::new(&config.map_or_else(FetchConfig::default, |c| c.fetch.clone()))?;
+    let covers = |rule: &feedmill::extract::SiteRule| {
+        host.is_none_or(|h| rule.hosts.iter().any(|r| h == r || h.ends_with(&format!(".{r}"))))
+    };
+    let (mut checked, mut failed) = (0, 0);
+    for rule in rules.iter().filter(|r| covers(r)) {
+        for url in &rule.spec.test_url {
+            checked += 1;
+            let verdict = match fetcher.fetch_page(url).await {
+                Err(error) => Err(error.to_string()),
+                Ok(page) => {
+                    let html = decode_html(&page.body, page.content_type.as_deref());
+                    match extractor.extract(&html, &page.url).article {
+                        Some(article) if article.step == Step::Rule => {
+                            let missing: Vec<&String> = rule
+                                .spec
+                                .test_contains
+                                .iter()
+                                .filter(|t| !article.text.contains(t.as_str()))
+                                .collect();
+                            if missing.is_empty() {
+                                Ok(())
+                            } else {
+                                Err(format!("body lacks {missing:?}"))
+                            }
+                        }
+                        Some(_) => {
+                            Err("no body selector matched (the generic extractor was used)".to_owned())
+                        }
+                        None => Err("no article found".to_owned()),
+                    }
+                }
+            };
+            match verdict {
+                Ok(()) => println!("PASS {} ({}) {url}", rule.hosts.join(","), rule.origin),
+                Err(why) => {
+                    failed += 1;
+                    println!("FAIL {} ({}) {url}: {why}", rule.hosts.join(","), rule.origin);
+                }
+            }
+        }
+    }
+    if checked == 0 {
+        println!("no rule{} has a test_url", host.map(|h| format!(" for {h}")).unwrap_or_default());
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// Exit status: 0 when at least one source (or the only one asked for) was polled successfully.
@@ -289,7 +364,11 @@ fn render_extraction(page_url: &Url, extraction: &Extraction, format: Format) ->
         Format::Html => article.map(|a| a.html.clone()).unwrap_or_default(),
         Format::Json => serde_json::to_string_pretty(&serde_json::json!({
             "url": page_url.as_str(),
-            "title": article.and_then(|a| a.title.as_deref()),
+            "title": article.and_then(|a| a.meta.title.as_deref()),
+            "authors": article.map(|a| &a.meta.authors),
+            "published": article.and_then(|a| a.meta.published.as_deref()),
+            "tags": article.map(|a| &a.meta.tags),
+            "image": article.and_then(|a| a.meta.image.as_deref()),
             "step": article.map(|a| a.step),
             "text": article.map(|a| a.text.as_str()),
             "html": article.map(|a| a.html.as_str()),

@@ -404,8 +404,10 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
     });
     // The lead image (the page's og:image, else the feed's image enclosure, which UNN's RSS
     // carries) heads the body unless the body already shows it.
-    let image =
-        article.as_ref().and_then(|a| a.image.clone()).or_else(|| item.image.as_ref().map(Url::to_string));
+    let image = article
+        .as_ref()
+        .and_then(|a| a.meta.image.clone())
+        .or_else(|| item.image.as_ref().map(Url::to_string));
     if let (Some(article), Some(image)) = (article.as_mut(), image) {
         let src = crate::publish::atom::escape(&image);
         if !article.html.contains(&src) {
@@ -418,15 +420,24 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
         .as_deref()
         .map(|html| html_to_text(&crate::extract::clean::sanitize(html, &base)))
         .filter(|s| !s.is_empty());
+    // The feed's author wins; the page's fills in. The page's tags join the feed's categories.
+    let page = article.as_ref().map(|a| a.meta.clone()).unwrap_or_default();
+    let author = item.author.or_else(|| (!page.authors.is_empty()).then(|| page.authors.join(", ")));
+    let mut categories = item.categories;
+    for tag in page.tags {
+        if !categories.contains(&tag) {
+            categories.push(tag);
+        }
+    }
     Candidate {
         guid: item.guid,
         // Published links are the clean ones: no tracking parameters, no fragment.
         link: canonical_link.clone().or_else(|| item.link.map(String::from)),
         title: item.title,
-        author: item.author,
+        author,
         published: item.published.map(|t| t.timestamp()),
         updated: item.updated.map(|t| t.timestamp()),
-        categories: item.categories,
+        categories,
         summary,
         extracted_by: article.as_ref().map_or(Step::Feed, |a| a.step).as_str().to_owned(),
         content_html: article.as_ref().map(|a| a.html.clone()),

@@ -142,6 +142,13 @@ fn poll_then_run_publishes_clean_deduplicated_full_text() {
         korea.contains("<category term=\"War\"/>") || korea.contains("<category term=\"World\"/>"),
         "{korea}"
     );
+    // Author and tags come from the page (UNN's RSS carries neither).
+    assert!(korea.contains("<author><name>Liliia Naboka</name></author>"), "{korea}");
+    assert!(
+        korea.contains("<category term=\"Kim Jong Un\"/>")
+            && korea.contains("<category term=\"North Korea\"/>"),
+        "{korea}"
+    );
     // Published with the clean link: no tracking parameters, no fragment.
     assert!(korea.contains("href=\"http://unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn\"/>"), "{korea}");
     let body = content(korea);
@@ -379,4 +386,55 @@ fn shipped_default_config_is_valid() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("https://unn.ua/rss/news_uk.xml"));
     assert_eq!(stdout.matches("https://unn.ua/en/rss/").count(), 2, "{stdout}");
+}
+
+#[test]
+fn extract_json_reports_metadata_and_rules_test_checks_test_pages() {
+    // The UNN fixture page through the built-in rule: body, step and metadata.
+    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unn/north-korea.html");
+    let url = "https://unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn";
+    let output = run_feedmill(&["extract", "--format", "json", "--url", url, page]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(json["step"], "rule");
+    assert_eq!(
+        json["title"],
+        "North Korea to send almost 30,000 troops to reinforce Russia in war against Ukraine - CNN"
+    );
+    assert_eq!(json["authors"], serde_json::json!(["Liliia Naboka"]));
+    assert_eq!(json["tags"], serde_json::json!(["Kim Jong Un", "North Korea", "Ukraine"]));
+    assert_eq!(json["image"], "https://unn.ua/img/2025/07/02/1751447713-3857.jpeg");
+    assert!(json["text"].as_str().unwrap().starts_with("North Korea plans to send an additional"));
+
+    // `rules test`: a rule whose test page still matches passes, a redesigned one fails.
+    let fixture = Fixture::default();
+    fixture.add(
+        "rules.example/ok",
+        200,
+        "text/html",
+        b"<html><body><article><p>The expected sentence is here.</p></article></body></html>".to_vec(),
+    );
+    fixture.add(
+        "rules.example/redesigned",
+        200,
+        "text/html",
+        b"<html><body><main><p>The expected sentence moved.</p></main></body></html>".to_vec(),
+    );
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[fetch]\nproxy = \"{}\"\n[[sites]]\nhosts = [\"rules.example\"]\nbody = [\"article\"]\n\
+         test_url = [\"http://rules.example/ok\", \"http://rules.example/redesigned\"]\ntest_contains = [\"expected sentence\"]\n",
+        fixture.proxy_url()
+    ));
+    let output = run_feedmill(&["rules", "test", "rules.example", "-c", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("PASS rules.example (user config) http://rules.example/ok"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL rules.example (user config) http://rules.example/redesigned: no body selector matched"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout.lines().count(), 2, "only the rules for the named host: {stdout}");
 }

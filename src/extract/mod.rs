@@ -8,6 +8,7 @@
 pub mod clean;
 pub mod depth;
 pub mod generic;
+pub mod meta;
 pub mod rules;
 pub mod text;
 
@@ -52,14 +53,13 @@ impl fmt::Display for Step {
 /// An extracted article body.
 #[derive(Debug, Clone, Serialize)]
 pub struct Article {
-    pub title: Option<String>,
     /// Sanitized HTML with absolute URLs.
     pub html: String,
     /// Plain text, one block per line.
     pub text: String,
     pub step: Step,
-    /// The page's lead image (`og:image`), absolute.
-    pub image: Option<String>,
+    /// Title, authors, date, tags, lead image, as far as the page tells.
+    pub meta: meta::Metadata,
 }
 
 /// A site rule existed for the page but none of its body selectors matched.
@@ -88,11 +88,6 @@ static INVISIBLE: LazyLock<Selector> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static selector: {e}"))
 });
 
-static TITLE: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse(r#"meta[property="og:title"], title, h1"#)
-        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
-});
-
 impl Extractor {
     pub fn new(rules: SiteRules) -> Extractor {
         Extractor { rules }
@@ -109,23 +104,23 @@ impl Extractor {
         // as words when scoring).
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
-        let title = page_title(&doc);
-        let image = lead_image(&doc, url);
+        let page = meta::page_metadata(&doc, url);
         let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
         if let Some(rule) = self.rules.for_host(host) {
             if let Some(roots) = rule_roots(&doc, rule) {
-                let strip: Vec<&Selector> = rule.strip.iter().map(|s| &s.selector).collect();
-                if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, title.clone()) {
-                    return Extraction { article: Some(Article { image, ..article }), rule_miss: None };
+                // Metadata first: author blocks and tag lists are stripped from the body next.
+                let meta = meta::rule_metadata(&doc, &rule.spec, url, page.clone());
+                let strip: Vec<&Selector> = rule.spec.strip.iter().map(|s| &s.selector).collect();
+                if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, meta) {
+                    return Extraction { article: Some(article), rule_miss: None };
                 }
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
         }
         let generic::Found { roots, furniture } = generic::find_article(&doc);
         clean::detach_all(&mut doc, &furniture);
-        let article =
-            finish(&mut doc, &roots, &[], url, Step::Generic, title).map(|a| Article { image, ..a });
+        let article = finish(&mut doc, &roots, &[], url, Step::Generic, page);
         Extraction { article, rule_miss }
     }
 
@@ -133,14 +128,19 @@ impl Extractor {
     pub fn from_feed(html: &str, url: &Url) -> Option<Article> {
         let html = clean::sanitize(html, url);
         let text = text::html_to_text(&html);
-        (!text.is_empty()).then_some(Article { title: None, html, text, step: Step::Feed, image: None })
+        (!text.is_empty()).then_some(Article {
+            html,
+            text,
+            step: Step::Feed,
+            meta: meta::Metadata::default(),
+        })
     }
 }
 
 /// The elements a rule selects: all matches of its first body selector that matches anything,
 /// without elements nested inside another match.
 fn rule_roots(doc: &Html, rule: &SiteRule) -> Option<Vec<NodeId>> {
-    rule.body.iter().find_map(|body| {
+    rule.spec.body.iter().find_map(|body| {
         let matched: Vec<ElementRef> = doc.select(&body.selector).collect();
         let ids: Vec<NodeId> = matched
             .iter()
@@ -158,7 +158,7 @@ fn finish(
     strip: &[&Selector],
     url: &Url,
     step: Step,
-    title: Option<String>,
+    meta: meta::Metadata,
 ) -> Option<Article> {
     if roots.is_empty() {
         return None;
@@ -179,29 +179,7 @@ fn finish(
         .filter(|t| !t.is_empty())
         .collect();
     let text = text.join("\n");
-    (!text.is_empty()).then_some(Article { title, html, text, step, image: None })
-}
-
-fn page_title(doc: &Html) -> Option<String> {
-    doc.select(&TITLE).find_map(|e| {
-        let text = match e.value().name() {
-            "meta" => e.value().attr("content").unwrap_or_default().to_owned(),
-            _ => e.text().collect(),
-        };
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        (!text.is_empty()).then_some(text)
-    })
-}
-
-static OG_IMAGE: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse(r#"meta[property="og:image"], meta[name="twitter:image"]"#)
-        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
-});
-
-fn lead_image(doc: &Html, url: &Url) -> Option<String> {
-    let content = doc.select(&OG_IMAGE).find_map(|e| e.value().attr("content"))?;
-    let image = url.join(content.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
-    Some(clean::decode_image_proxy(image.as_str(), url).unwrap_or_else(|| image.to_string()))
+    (!text.is_empty()).then_some(Article { html, text, step, meta })
 }
 
 static CANONICAL: LazyLock<Selector> = LazyLock::new(|| {

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{CssSelector, SiteRuleConfig};
+use crate::config::SiteRuleConfig;
 
 /// The built-in rule files, embedded at compile time: (file name, TOML text).
 const BUILT_IN: &[(&str, &str)] = &[("unn.toml", include_str!("../../config/sites/unn.toml"))];
@@ -25,12 +25,11 @@ struct RuleFile {
     sites: Vec<SiteRuleConfig>,
 }
 
-/// One rule and where it came from.
+/// One rule (hosts normalized) and where it came from.
 #[derive(Debug, Clone)]
 pub struct SiteRule {
     pub hosts: Vec<String>,
-    pub body: Vec<CssSelector>,
-    pub strip: Vec<CssSelector>,
+    pub spec: SiteRuleConfig,
     /// `config/sites/<file>` or `user config`, for messages.
     pub origin: String,
 }
@@ -74,6 +73,11 @@ impl SiteRules {
             .map(|(rule, _)| rule)
     }
 
+    /// Every rule, user rules first.
+    pub fn iter(&self) -> impl Iterator<Item = &SiteRule> {
+        self.rules.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.rules.len()
     }
@@ -91,8 +95,7 @@ impl SiteRule {
                 .iter()
                 .map(|h| h.trim().trim_start_matches("www.").to_ascii_lowercase())
                 .collect(),
-            body: config.body.clone(),
-            strip: config.strip.clone(),
+            spec: config.clone(),
             origin,
         }
     }
@@ -101,6 +104,7 @@ impl SiteRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CssSelector;
 
     #[test]
     fn built_in_rules_parse_and_cover_unn_editions() {
@@ -116,11 +120,11 @@ mod tests {
         let user = SiteRuleConfig {
             hosts: vec!["unn.ua".into()],
             body: vec![CssSelector::parse("main").unwrap()],
-            strip: vec![],
+            ..Default::default()
         };
         let rules = SiteRules::new(&[user]).unwrap();
         let rule = rules.for_host("unn.ua").unwrap();
         assert_eq!(rule.origin, "user config");
-        assert_eq!(rule.body[0].text, "main");
+        assert_eq!(rule.spec.body[0].text, "main");
     }
 }

@@ -1,0 +1,141 @@
+//! Article metadata from the page: a site rule's selectors first, then the page's own
+//! OpenGraph/`<meta>` tags, field by field. (The feed item's own data comes last, in `poll`.)
+
+use std::sync::LazyLock;
+
+use scraper::{ElementRef, Html, Selector};
+use serde::Serialize;
+use url::Url;
+
+use super::clean::decode_image_proxy;
+use crate::config::{CssSelector, SiteRuleConfig};
+
+/// What a page says about its article.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Metadata {
+    pub title: Option<String>,
+    pub authors: Vec<String>,
+    /// As the page writes it (ISO 8601 in `datetime`/`content` attributes, else the visible text).
+    pub published: Option<String>,
+    pub tags: Vec<String>,
+    /// The lead image, absolute, with image-proxy URLs decoded.
+    pub image: Option<String>,
+}
+
+fn selector(css: &str) -> Selector {
+    Selector::parse(css).unwrap_or_else(|e| unreachable!("static selector {css}: {e}"))
+}
+
+static TITLE: LazyLock<Selector> = LazyLock::new(|| selector(r#"meta[property="og:title"], title, h1"#));
+static AUTHOR: LazyLock<Selector> = LazyLock::new(|| {
+    selector(r#"meta[name="author"], meta[property="article:author"], meta[name="article:author"]"#)
+});
+static PUBLISHED: LazyLock<Selector> =
+    LazyLock::new(|| selector(r#"meta[property="article:published_time"], meta[itemprop="datePublished"]"#));
+static TAGS: LazyLock<Selector> = LazyLock::new(|| selector(r#"meta[property="article:tag"]"#));
+static IMAGE: LazyLock<Selector> =
+    LazyLock::new(|| selector(r#"meta[property="og:image"], meta[name="twitter:image"]"#));
+
+/// Metadata from `<meta>` tags and the `<title>`.
+pub fn page_metadata(doc: &Html, url: &Url) -> Metadata {
+    Metadata {
+        title: doc.select(&TITLE).find_map(|e| value(&e)),
+        authors: unique(doc.select(&AUTHOR).filter_map(|e| value(&e)).filter(|a| Url::parse(a).is_err())),
+        published: doc.select(&PUBLISHED).find_map(|e| value(&e)),
+        tags: unique(doc.select(&TAGS).filter_map(|e| value(&e))),
+        image: doc.select(&IMAGE).find_map(|e| image(&e, url)),
+    }
+}
+
+/// A rule's metadata selectors, each field falling back to the page's own metadata.
+pub fn rule_metadata(doc: &Html, rule: &SiteRuleConfig, url: &Url, page: Metadata) -> Metadata {
+    let first = |selectors: &[CssSelector], read: &dyn Fn(&ElementRef) -> Option<String>| {
+        selectors.iter().find_map(|s| doc.select(&s.selector).find_map(|e| read(&e)))
+    };
+    let all = |selectors: &[CssSelector]| -> Vec<String> {
+        selectors
+            .iter()
+            .map(|s| unique(doc.select(&s.selector).filter_map(|e| value(&e))))
+            .find(|found| !found.is_empty())
+            .unwrap_or_default()
+    };
+    let authors = all(&rule.author);
+    let tags = all(&rule.tags);
+    Metadata {
+        title: first(&rule.title, &value).or(page.title),
+        authors: if authors.is_empty() { page.authors } else { authors },
+        published: first(&rule.date, &value).or(page.published),
+        tags: if tags.is_empty() { page.tags } else { tags },
+        image: first(&rule.lead_image, &|e| image(e, url)).or(page.image),
+    }
+}
+
+/// An element's value: its `datetime`/`content` attribute, else its text; whitespace collapsed.
+fn value(element: &ElementRef) -> Option<String> {
+    let raw = match element.value().attr("datetime").or_else(|| element.value().attr("content")) {
+        Some(attribute) => attribute.to_owned(),
+        None => element.text().collect(),
+    };
+    let text = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!text.is_empty()).then_some(text)
+}
+
+/// An image element's absolute URL (`src`, `content`, `href`, lazy `data-src`).
+fn image(element: &ElementRef, url: &Url) -> Option<String> {
+    let v = element.value();
+    let raw = v
+        .attr("src")
+        .or_else(|| v.attr("data-src"))
+        .or_else(|| v.attr("content"))
+        .or_else(|| v.attr("href"))?;
+    let absolute = url.join(raw.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
+    Some(decode_image_proxy(absolute.as_str(), url).unwrap_or_else(|| absolute.to_string()))
+}
+
+/// Values in first-seen order without repeats (an author block often names its author twice).
+fn unique(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    for value in values {
+        if !seen.contains(&value) {
+            seen.push(value);
+        }
+    }
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_tags_and_rule_selectors() {
+        let doc = Html::parse_document(
+            r#"<html><head><meta property="og:title" content="OG title"><meta name="author" content="Ann Lee">
+            <meta property="article:tag" content="War"><meta property="article:published_time" content="2025-07-02T10:00:00Z">
+            <meta property="og:image" content="/_next/image?url=https%3A%2F%2Fcdn.example%2Fa.jpg&w=640"></head>
+            <body><h1>Headline</h1><div class="by"><a>Liliia Naboka</a><span>Liliia Naboka</span></div>
+            <div class="tags"><a>Kim Jong Un</a><a>North Korea</a></div></body></html>"#,
+        );
+        let url = Url::parse("https://unn.ua/en/news/x").unwrap();
+        let page = page_metadata(&doc, &url);
+        assert_eq!(page.title.as_deref(), Some("OG title"));
+        assert_eq!(page.authors, vec!["Ann Lee"]);
+        assert_eq!(page.tags, vec!["War"]);
+        assert_eq!(page.published.as_deref(), Some("2025-07-02T10:00:00Z"));
+        assert_eq!(page.image.as_deref(), Some("https://cdn.example/a.jpg"));
+        let rule = SiteRuleConfig {
+            title: vec![CssSelector::parse("h1").unwrap()],
+            author: vec![
+                CssSelector::parse(".byline").unwrap(),
+                CssSelector::parse(".by a, .by span").unwrap(),
+            ],
+            tags: vec![CssSelector::parse(".tags a").unwrap()],
+            ..Default::default()
+        };
+        let meta = rule_metadata(&doc, &rule, &url, page);
+        assert_eq!(meta.title.as_deref(), Some("Headline"));
+        assert_eq!(meta.authors, vec!["Liliia Naboka"]);
+        assert_eq!(meta.tags, vec!["Kim Jong Un", "North Korea"]);
+        assert_eq!(meta.published.as_deref(), Some("2025-07-02T10:00:00Z"), "falls back to the page");
+    }
+}
