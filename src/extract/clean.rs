@@ -175,3 +175,109 @@ mod tests {
         assert!(!html.contains("<span></span>"), "{html}");
     }
 }
+
+/// Attributes lazy-loading scripts keep the real image address in.
+const LAZY_SRC: &[&str] = &["data-src", "data-lazy-src", "data-original", "data-url", "data-lazy"];
+const LAZY_SRCSET: &[&str] = &["data-srcset", "data-lazy-srcset", "srcset"];
+
+/// Makes lazily loaded images real and drops tracking pixels, in the whole document: the real
+/// address from `data-src`-style attributes, the first `srcset` candidate, or the `<noscript>`
+/// copy right after the image replaces a missing or placeholder `src`.
+pub fn fix_images(doc: &mut Html) {
+    static IMG: LazyLock<Selector> =
+        LazyLock::new(|| Selector::parse("img").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+    let mut updates: Vec<(NodeId, String)> = Vec::new();
+    let mut pixels: Vec<NodeId> = Vec::new();
+    for img in doc.select(&IMG) {
+        let v = img.value();
+        let is_pixel = ["width", "height"]
+            .iter()
+            .any(|a| matches!(v.attr(a).map(str::trim), Some("0" | "1" | "1px" | "0px")));
+        if is_pixel {
+            pixels.push(img.id());
+            continue;
+        }
+        let src = v.attr("src").map(str::trim).unwrap_or("");
+        if !src.is_empty() && !is_placeholder(src) {
+            continue;
+        }
+        let real = LAZY_SRC
+            .iter()
+            .find_map(|a| v.attr(a).map(str::trim).filter(|s| !s.is_empty() && !is_placeholder(s)))
+            .map(str::to_owned)
+            .or_else(|| LAZY_SRCSET.iter().find_map(|a| first_srcset_url(v.attr(a)?)))
+            .or_else(|| noscript_copy(&img));
+        if let Some(real) = real {
+            updates.push((img.id(), real));
+        }
+    }
+    for (id, real) in updates {
+        if let Some(mut node) = doc.tree.get_mut(id) {
+            if let Node::Element(element) = node.value() {
+                let src = html5ever::QualName::new(None, html5ever::ns!(), html5ever::local_name!("src"));
+                element.attrs.retain(|(name, _)| &*name.local != "src");
+                element.attrs.push((src, real.as_str().into()));
+            }
+        }
+    }
+    detach_all(doc, &pixels);
+}
+
+/// A stand-in shown until a script loads the real image.
+fn is_placeholder(src: &str) -> bool {
+    let lower = src.to_ascii_lowercase();
+    lower.starts_with("data:")
+        || ["placeholder", "blank.", "spacer", "lazy", "1x1", "transparent."]
+            .iter()
+            .any(|p| lower.contains(p))
+}
+
+fn first_srcset_url(srcset: &str) -> Option<String> {
+    let first = srcset.split(',').next()?.split_whitespace().next()?;
+    (!first.is_empty() && !is_placeholder(first)).then(|| first.to_owned())
+}
+
+/// The `src` of an `<img>` inside the `<noscript>` that follows the image.
+fn noscript_copy(img: &ElementRef) -> Option<String> {
+    static SRC: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"<img[^>]*\ssrc\s*=\s*["']([^"']+)["']"#)
+            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    });
+    let next = img.next_siblings().filter_map(ElementRef::wrap).next()?;
+    if next.value().name() != "noscript" {
+        return None;
+    }
+    let inner: String = next.text().collect();
+    SRC.captures(&inner).map(|c| c[1].to_owned()).filter(|s| !is_placeholder(s))
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    fn fixed(html: &str) -> String {
+        let mut doc = Html::parse_document(html);
+        fix_images(&mut doc);
+        doc.root_element().html()
+    }
+
+    #[test]
+    fn lazy_images_get_their_real_address() {
+        assert!(fixed(r#"<img src="data:image/gif;base64,R0lG" data-src="/real.jpg">"#)
+            .contains(r#"src="/real.jpg""#));
+        assert!(fixed(r#"<img data-lazy-src="/a.jpg">"#).contains(r#"src="/a.jpg""#));
+        assert!(fixed(r#"<img src="/img/placeholder.png" data-srcset="/b-800.jpg 800w, /b-400.jpg 400w">"#)
+            .contains(r#"src="/b-800.jpg""#));
+        assert!(fixed(r#"<img src="/lazy.gif"><noscript><img src="/c.jpg"></noscript>"#)
+            .contains(r#"src="/c.jpg""#));
+        assert!(fixed(r#"<img src="/keep.jpg" data-src="/other.jpg">"#).contains(r#"src="/keep.jpg""#));
+    }
+
+    #[test]
+    fn tracking_pixels_are_dropped() {
+        let html = fixed(
+            r#"<p>x<img src="https://t.example/p.gif" width="1" height="1"><img src="/photo.jpg" width="640"></p>"#,
+        );
+        assert!(!html.contains("t.example") && html.contains("/photo.jpg"), "{html}");
+    }
+}

@@ -100,8 +100,10 @@ impl Extractor {
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
         let mut doc = Html::parse_document(&depth::limit_depth(html, depth::MAX_DEPTH));
-        // Scripts, styles and <noscript> copies are never body text (their raw text would count
-        // as words when scoring).
+        // Lazy images take their real address (possibly from a <noscript> copy) before scripts,
+        // styles and <noscript> go: they are never body text, and their raw text would count as
+        // words when scoring.
+        clean::fix_images(&mut doc);
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
         let page = meta::page_metadata(&doc, url);
