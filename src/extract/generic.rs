@@ -98,12 +98,40 @@ fn best_candidate(
             *scores.entry(ancestor.id()).or_insert_with(|| initial_score(&ancestor)) += score * share;
         }
     }
-    let ranked = scores.iter().filter_map(|(&id, &score)| {
-        let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
-        Some((element, score * (1.0 - stats.link_density(&element))))
-    });
-    let Some((top, top_score)) = ranked.max_by(|a, b| a.1.total_cmp(&b.1)) else { return (Vec::new(), 0.0) };
+    let mut ranked: Vec<(ElementRef, f64)> = scores
+        .iter()
+        .filter_map(|(&id, &score)| {
+            let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
+            Some((element, score * (1.0 - stats.link_density(&element))))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let Some(&(top, top_score)) = ranked.first() else { return (Vec::new(), 0.0) };
+    let top = common_ancestor_of_rivals(top, top_score, &ranked[1..]).unwrap_or(top);
     (with_siblings(top, top_score, &scores, stats), top_score)
+}
+
+/// An article split into sections scores as several similar candidates; when at least two
+/// rivals of the best one score within 75 % of it, their nearest common ancestor is the article
+/// (Readability's rule).
+fn common_ancestor_of_rivals<'a>(
+    top: ElementRef<'a>,
+    top_score: f64,
+    others: &[(ElementRef<'a>, f64)],
+) -> Option<ElementRef<'a>> {
+    let rival_ancestors: Vec<std::collections::HashSet<NodeId>> = others
+        .iter()
+        .take(4)
+        .filter(|(_, score)| *score >= top_score * 0.75)
+        .map(|(rival, _)| rival.ancestors().map(|a| a.id()).collect())
+        .collect();
+    if rival_ancestors.len() < 2 {
+        return None;
+    }
+    top.ancestors()
+        .filter_map(ElementRef::wrap)
+        .take_while(|a| a.value().name() != "body")
+        .find(|ancestor| rival_ancestors.iter().filter(|set| set.contains(&ancestor.id())).count() >= 2)
 }
 
 /// Elements that hold running text: paragraphs and their kin, and `<div>`s used as paragraphs
@@ -168,6 +196,10 @@ fn with_siblings(
         .filter(|sibling| {
             if sibling.id() == top.id() {
                 return true;
+            }
+            // Each <article> is a self-contained composition: a neighbouring one is another story.
+            if top.value().name() == "article" && sibling.value().name() == "article" {
+                return false;
             }
             let mut bonus = 0.0;
             if !top_class.is_empty() && sibling.value().attr("class") == Some(top_class) {
