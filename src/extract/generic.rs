@@ -29,6 +29,10 @@ static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption")
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
+static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)")
+        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+});
 static CAPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)caption|credit|byline|author-bio|disclosure")
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
@@ -265,6 +269,11 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
         element.value().attr("id").unwrap_or("")
     );
     if CAPTION.is_match(&names) || (UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)) {
+        return true;
+    }
+    // Calls to action and credits: short blocks asking the reader to subscribe, follow, read more.
+    let short_block = matches!(name, "p" | "div" | "li" | "section" | "h2" | "h3" | "h4" | "h5" | "h6");
+    if short_block && stats.text(element) < 250 && BOILERPLATE.is_match(&element.text().collect::<String>()) {
         return true;
     }
     if !matches!(
