@@ -65,3 +65,34 @@ fn binary_garbage_and_empty_documents_yield_no_article() {
     assert!(extractor().extract("", &url()).article.is_none());
     assert!(extractor().extract("<html></html>", &url()).article.is_none());
 }
+
+/// Built-in rules for other Ukrainian newsrooms, on pages shaped like the public evidence their
+/// rule files cite.
+#[test]
+fn built_in_rules_for_ukrinform_and_pravda() {
+    let ukrinform = r#"<html><body><header><nav>Menu</nav></header><article><h1>Уряд ухвалив рішення</h1>
+        <div class="newsText"><p>Кабінет Міністрів ухвалив рішення про нову програму підтримки громад.</p>
+        <aside>Реклама</aside><section class="read"><a href="/x">Читайте також: інша новина</a></section>
+        <p>Про це повідомили в пресслужбі уряду.</p><img class="pixel" src="https://t.example/p.gif"></div></article>
+        <footer>© Укрінформ</footer></body></html>"#;
+    let url = Url::parse("https://www.ukrinform.ua/rubric-polytics/1.html").unwrap();
+    let article = extractor().extract(ukrinform, &url).article.expect("an article");
+    assert_eq!(article.step, Step::Rule);
+    assert_eq!(article.meta.title.as_deref(), Some("Уряд ухвалив рішення"));
+    assert!(article.text.contains("нову програму") && article.text.contains("пресслужбі уряду"));
+    assert!(!article.text.contains("Читайте також") && !article.text.contains("Реклама"));
+    assert!(!article.html.contains("t.example") && !article.text.contains("Menu"));
+
+    let pravda = r#"<html><head><meta property="og:image" content="https://img.pravda.com/og.jpg"></head><body>
+        <div class="main_menu">Новини</div><article class="post"><h1>Новина дня</h1>
+        <img class="post_photo_news_img" src="//img.pravda.com/images/news/lead.jpg">
+        <div class="post_text"><p>Перший абзац новини з деталями події.</p>
+        <div class="image-box"><img src="//img.pravda.com/images/news/inline.jpg"></div>
+        <p>Другий абзац новини.</p></div><div class="post_tags"><a>Теги</a></div></article></body></html>"#;
+    let url = Url::parse("https://www.pravda.com.ua/news/2021/06/24/7298338/").unwrap();
+    let article = extractor().extract(pravda, &url).article.expect("an article");
+    assert_eq!(article.step, Step::Rule);
+    assert_eq!(article.text, "Перший абзац новини з деталями події.\nДругий абзац новини.");
+    assert!(article.html.contains("https://img.pravda.com/images/news/inline.jpg"));
+    assert_eq!(article.meta.image.as_deref(), Some("https://img.pravda.com/images/news/lead.jpg"));
+}

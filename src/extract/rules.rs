@@ -9,7 +9,11 @@ use serde::Deserialize;
 use crate::config::SiteRuleConfig;
 
 /// The built-in rule files, embedded at compile time: (file name, TOML text).
-const BUILT_IN: &[(&str, &str)] = &[("unn.toml", include_str!("../../config/sites/unn.toml"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("unn.toml", include_str!("../../config/sites/unn.toml")),
+    ("ukrinform.toml", include_str!("../../config/sites/ukrinform.toml")),
+    ("pravda.toml", include_str!("../../config/sites/pravda.toml")),
+];
 
 /// A built-in rule file that does not parse (a bug caught by the tests).
 #[derive(Debug, thiserror::Error)]
