@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use super::{static_regex, static_selector};
 use ego_tree::NodeId;
 use regex::Regex;
 use scraper::{ElementRef, Html, Node, Selector};
@@ -21,14 +22,16 @@ static ALWAYS_NOISE: LazyLock<Selector> = LazyLock::new(|| {
 
 /// A related-news card: a headline followed by "dd.mm.yy, hh:mm • N views" (UNN and many others).
 static RELATED_CARD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\d{1,2}\.\d{1,2}\.\d{2,4},?\s*\d{1,2}:\d{2}\s*•\s*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(
+        r"(?i)\d{1,2}\.\d{1,2}\.\d{2,4},?\s*\d{1,2}:\d{2}\s*•\s*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$",
+    )
 });
 
 /// A bare views counter: "743 views", "• 1 234 переглядів".
 static VIEW_COUNTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^[•·\s]*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(
+        r"(?i)^[•·\s]*[\d\s]+(views?|переглядів|перегляди|перегляд|просмотров|просмотра|просмотр)\s*$",
+    )
 });
 
 /// Elements kept even when they have no text.
@@ -69,8 +72,7 @@ fn is_view_counter(element: &ElementRef) -> bool {
     text.len() < 40 && VIEW_COUNTER.is_match(&text)
 }
 
-static A: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("a").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+static A: LazyLock<Selector> = LazyLock::new(|| static_selector("a"));
 
 fn collapsed_text(element: &ElementRef) -> String {
     element.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ")
@@ -167,7 +169,7 @@ mod tests {
             <div><a href="/x"><div>Committee supported it</div><span>18.06.25, 18:25</span> • <span>4957 views</span></a></div>
             <span>743 views</span><p>More text.</p><div><span></span></div></div>"#,
         );
-        let root = doc.select(&Selector::parse("#body").unwrap()).next().unwrap().id();
+        let root = doc.select(&static_selector("#body")).next().unwrap().id();
         remove_noise(&mut doc, &[root], &[]);
         let html = ElementRef::wrap(doc.tree.get(root).unwrap()).unwrap().html();
         assert!(html.contains("Real text.") && html.contains("More text."));
@@ -184,8 +186,7 @@ const LAZY_SRCSET: &[&str] = &["data-srcset", "data-lazy-srcset", "srcset"];
 /// address from `data-src`-style attributes, the first `srcset` candidate, or the `<noscript>`
 /// copy right after the image replaces a missing or placeholder `src`.
 pub fn fix_images(doc: &mut Html) {
-    static IMG: LazyLock<Selector> =
-        LazyLock::new(|| Selector::parse("img").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+    static IMG: LazyLock<Selector> = LazyLock::new(|| static_selector("img"));
     let mut updates: Vec<(NodeId, String)> = Vec::new();
     let mut pixels: Vec<NodeId> = Vec::new();
     for img in doc.select(&IMG) {
@@ -239,10 +240,7 @@ fn first_srcset_url(srcset: &str) -> Option<String> {
 
 /// The `src` of an `<img>` inside the `<noscript>` that follows the image.
 fn noscript_copy(img: &ElementRef) -> Option<String> {
-    static SRC: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"<img[^>]*\ssrc\s*=\s*["']([^"']+)["']"#)
-            .unwrap_or_else(|e| unreachable!("static regex: {e}"))
-    });
+    static SRC: LazyLock<Regex> = LazyLock::new(|| static_regex(r#"<img[^>]*\ssrc\s*=\s*["']([^"']+)["']"#));
     let next = img.next_siblings().filter_map(ElementRef::wrap).next()?;
     if next.value().name() != "noscript" {
         return None;

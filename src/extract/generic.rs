@@ -9,36 +9,34 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use super::{static_regex, static_selector};
 use ego_tree::NodeId;
 use regex::Regex;
 use scraper::{ElementRef, Html, Selector};
 
 static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(
+        r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags",
+    )
 });
-static MAYBE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)and|article|body|column|content|main|shadow|story|entry|post|text")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
-});
+static MAYBE: LazyLock<Regex> =
+    LazyLock::new(|| static_regex(r"(?i)and|article|body|column|content|main|shadow|story|entry|post|text"));
 static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story")
 });
 static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(
+        r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption",
+    )
 });
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
+    static_regex(
+        r"(?i)\b(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)",
+    )
 });
-static CAPTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)caption|credit|byline|author-bio|disclosure")
-        .unwrap_or_else(|e| unreachable!("static regex: {e}"))
-});
-static BODY: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("body").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+static CAPTION: LazyLock<Regex> =
+    LazyLock::new(|| static_regex(r"(?i)caption|credit|byline|author-bio|disclosure"));
+static BODY: LazyLock<Selector> = LazyLock::new(|| static_selector("body"));
 
 /// Below this much text, a strict pass is retried without skipping "unlikely" page regions (some
 /// sites wrap the whole page in a `<form>` or in classes like `Page-ad-margins`).
@@ -249,12 +247,9 @@ fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<Nod
     doomed.into_iter().collect()
 }
 
-static CHILD_P: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("p").unwrap_or_else(|e| unreachable!("static selector: {e}")));
-static CHILD_LI: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("li").unwrap_or_else(|e| unreachable!("static selector: {e}")));
-static CHILD_IMG: LazyLock<Selector> =
-    LazyLock::new(|| Selector::parse("img").unwrap_or_else(|e| unreachable!("static selector: {e}")));
+static CHILD_P: LazyLock<Selector> = LazyLock::new(|| static_selector("p"));
+static CHILD_LI: LazyLock<Selector> = LazyLock::new(|| static_selector("li"));
+static CHILD_IMG: LazyLock<Selector> = LazyLock::new(|| static_selector("img"));
 
 fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     let name = element.value().name();

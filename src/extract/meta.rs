@@ -8,6 +8,7 @@ use serde::Serialize;
 use url::Url;
 
 use super::clean::decode_image_proxy;
+use super::static_selector;
 use crate::config::{CssSelector, SiteRuleConfig};
 
 /// What a page says about its article.
@@ -22,19 +23,17 @@ pub struct Metadata {
     pub image: Option<String>,
 }
 
-fn selector(css: &str) -> Selector {
-    Selector::parse(css).unwrap_or_else(|e| unreachable!("static selector {css}: {e}"))
-}
-
-static TITLE: LazyLock<Selector> = LazyLock::new(|| selector(r#"meta[property="og:title"], title, h1"#));
+static TITLE: LazyLock<Selector> =
+    LazyLock::new(|| static_selector(r#"meta[property="og:title"], title, h1"#));
 static AUTHOR: LazyLock<Selector> = LazyLock::new(|| {
-    selector(r#"meta[name="author"], meta[property="article:author"], meta[name="article:author"]"#)
+    static_selector(r#"meta[name="author"], meta[property="article:author"], meta[name="article:author"]"#)
 });
-static PUBLISHED: LazyLock<Selector> =
-    LazyLock::new(|| selector(r#"meta[property="article:published_time"], meta[itemprop="datePublished"]"#));
-static TAGS: LazyLock<Selector> = LazyLock::new(|| selector(r#"meta[property="article:tag"]"#));
+static PUBLISHED: LazyLock<Selector> = LazyLock::new(|| {
+    static_selector(r#"meta[property="article:published_time"], meta[itemprop="datePublished"]"#)
+});
+static TAGS: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"meta[property="article:tag"]"#));
 static IMAGE: LazyLock<Selector> =
-    LazyLock::new(|| selector(r#"meta[property="og:image"], meta[name="twitter:image"]"#));
+    LazyLock::new(|| static_selector(r#"meta[property="og:image"], meta[name="twitter:image"]"#));
 
 /// Metadata from `<meta>` tags and the `<title>`.
 pub fn page_metadata(doc: &Html, url: &Url) -> Metadata {

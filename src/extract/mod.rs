@@ -83,10 +83,7 @@ pub struct Extractor {
     rules: SiteRules,
 }
 
-static INVISIBLE: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse("script, style, noscript, template")
-        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
-});
+static INVISIBLE: LazyLock<Selector> = LazyLock::new(|| static_selector("script, style, noscript, template"));
 
 impl Extractor {
     pub fn new(rules: SiteRules) -> Extractor {
@@ -139,6 +136,16 @@ impl Extractor {
     }
 }
 
+/// A selector written in this source code: failing to parse is a bug the tests catch.
+fn static_selector(css: &str) -> Selector {
+    Selector::parse(css).unwrap_or_else(|e| unreachable!("static selector `{css}`: {e}"))
+}
+
+/// A regular expression written in this source code: failing to compile is a bug the tests catch.
+fn static_regex(pattern: &str) -> regex::Regex {
+    regex::Regex::new(pattern).unwrap_or_else(|e| unreachable!("static regex `{pattern}`: {e}"))
+}
+
 /// The elements a rule selects: all matches of its first body selector that matches anything,
 /// without elements nested inside another match.
 fn rule_roots(doc: &Html, rule: &SiteRule) -> Option<Vec<NodeId>> {
@@ -184,10 +191,8 @@ fn finish(
     (!text.is_empty()).then_some(Article { html, text, step, meta })
 }
 
-static CANONICAL: LazyLock<Selector> = LazyLock::new(|| {
-    Selector::parse(r#"link[rel="canonical"], meta[property="og:url"]"#)
-        .unwrap_or_else(|e| unreachable!("static selector: {e}"))
-});
+static CANONICAL: LazyLock<Selector> =
+    LazyLock::new(|| static_selector(r#"link[rel="canonical"], meta[property="og:url"]"#));
 
 /// The page's own idea of its URL: `<link rel="canonical">`, else `og:url`.
 pub fn canonical_url(html: &str) -> Option<Url> {
