@@ -34,6 +34,9 @@ static VIEW_COUNTER: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// The word a views counter ends with.
+static VIEWS_WORD: LazyLock<Regex> = LazyLock::new(|| static_regex(r"(?i)views?|перегляд|просмотр"));
+
 /// Elements kept even when they have no text.
 const VOID_CONTENT: &[&str] = &["img", "br", "hr", "picture", "video", "audio", "source", "figure"];
 
@@ -46,37 +49,65 @@ pub fn remove_noise(doc: &mut Html, roots: &[NodeId], strip: &[&Selector]) {
         for selector in strip.iter().copied().chain([&*ALWAYS_NOISE]) {
             doomed.extend(root.select(selector).map(|e| e.id()));
         }
-        for element in root.descendants().filter_map(ElementRef::wrap) {
-            let name = element.value().name();
-            let card = matches!(name, "a" | "div" | "li" | "section" | "aside") && is_related_card(&element);
-            let counter = matches!(name, "span" | "div" | "p" | "li" | "small") && is_view_counter(&element);
-            if card || counter {
-                doomed.push(element.id());
+        // Cards and counters are found from their "N views" text, walking up a few levels: the
+        // outermost short link block ending in a date and a count is a card, else the innermost
+        // short "N views" element is a counter.
+        for text in root.descendants().filter(|n| n.value().as_text().is_some_and(|t| VIEWS_WORD.is_match(t)))
+        {
+            let (mut card, mut counter) = (None, None);
+            for ancestor in text.ancestors().take(8).filter_map(ElementRef::wrap) {
+                let name = ancestor.value().name();
+                let Some(collapsed) = short_text(&ancestor, 400) else { break };
+                if counter.is_none()
+                    && matches!(name, "span" | "div" | "p" | "li" | "small")
+                    && is_view_counter(&collapsed)
+                {
+                    counter = Some(ancestor.id());
+                }
+                if matches!(name, "a" | "div" | "li" | "section" | "aside")
+                    && is_related_card(&ancestor, &collapsed)
+                {
+                    card = Some(ancestor.id());
+                }
+                if ancestor.id() == root.id() {
+                    break;
+                }
             }
+            doomed.extend(card.or(counter));
         }
     }
     detach_all(doc, &doomed);
     remove_empty(doc, roots);
 }
 
-fn is_related_card(element: &ElementRef) -> bool {
-    let text = collapsed_text(element);
-    // A card is short: a headline plus its date line, and it is (or holds) a link.
-    text.chars().count() < 400
-        && RELATED_CARD.is_match(&text)
-        && (element.value().name() == "a" || element.select(&A).next().is_some())
+/// A related-news card: a short text ending in "dd.mm.yy, hh:mm • N views" that is (or holds) a link.
+fn is_related_card(element: &ElementRef, text: &str) -> bool {
+    RELATED_CARD.is_match(text) && (element.value().name() == "a" || element.select(&A).next().is_some())
 }
 
-fn is_view_counter(element: &ElementRef) -> bool {
-    let text = collapsed_text(element);
-    text.len() < 40 && VIEW_COUNTER.is_match(&text)
+fn is_view_counter(text: &str) -> bool {
+    text.len() < 40 && VIEW_COUNTER.is_match(text)
+}
+
+/// The element's text with whitespace collapsed, or `None` when it is longer than `limit` bytes
+/// (checked while reading, so a large ancestor costs little).
+fn short_text(element: &ElementRef, limit: usize) -> Option<String> {
+    let mut out = String::new();
+    for piece in element.text() {
+        for word in piece.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+            if out.len() > limit {
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 static A: LazyLock<Selector> = LazyLock::new(|| static_selector("a"));
-
-fn collapsed_text(element: &ElementRef) -> String {
-    element.text().flat_map(str::split_whitespace).collect::<Vec<_>>().join(" ")
-}
 
 /// Removes these nodes (and what is below them) from the document.
 pub fn detach_all(doc: &mut Html, ids: &[NodeId]) {

@@ -40,16 +40,15 @@ pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
         let mut drop_tag = false;
         match &tag.kind {
             TagKind::Start { name, self_closing } => {
-                let lower = name.to_ascii_lowercase();
-                if RAW_TEXT.contains(&lower.as_str()) {
+                if let Some(raw) = listed(RAW_TEXT, name) {
                     // Skip to the matching end tag: its content is not markup.
-                    let close = format!("</{lower}");
+                    let close = format!("</{raw}");
                     let rest = &html[tag.end..];
                     let skip = find_ascii_case_insensitive(rest, &close).unwrap_or(rest.len());
                     i = tag.end + skip;
                     continue;
                 }
-                if !*self_closing && !NOT_NESTING.contains(&lower.as_str()) {
+                if !*self_closing && listed(NOT_NESTING, name).is_none() {
                     if depth >= max_depth {
                         excess += 1;
                         drop_tag = true;
@@ -59,8 +58,7 @@ pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
                 }
             }
             TagKind::End { name } => {
-                let lower = name.to_ascii_lowercase();
-                if !NOT_NESTING.contains(&lower.as_str()) {
+                if listed(NOT_NESTING, name).is_none() {
                     if excess > 0 {
                         excess -= 1;
                         drop_tag = true;
@@ -85,6 +83,11 @@ pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
         }
         None => Cow::Borrowed(html),
     }
+}
+
+/// The list's spelling of `name`, compared without regard to ASCII case (and without allocating).
+fn listed(list: &[&'static str], name: &str) -> Option<&'static str> {
+    list.iter().copied().find(|entry| entry.eq_ignore_ascii_case(name))
 }
 
 enum TagKind<'a> {

@@ -31,7 +31,7 @@ static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
     static_regex(
-        r"(?i)\b(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)",
+        r"(?i)(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)",
     )
 });
 static CAPTION: LazyLock<Regex> =
