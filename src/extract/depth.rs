@@ -42,10 +42,8 @@ pub fn limit_depth(html: &str, max_depth: usize) -> Cow<'_, str> {
             TagKind::Start { name, self_closing } => {
                 if let Some(raw) = listed(RAW_TEXT, name) {
                     // Skip to the matching end tag: its content is not markup.
-                    let close = format!("</{raw}");
-                    let rest = &html[tag.end..];
-                    let skip = find_ascii_case_insensitive(rest, &close).unwrap_or(rest.len());
-                    i = tag.end + skip;
+                    let rest = &bytes[tag.end..];
+                    i = tag.end + find_end_tag(rest, raw).unwrap_or(rest.len());
                     continue;
                 }
                 if !*self_closing && listed(NOT_NESTING, name).is_none() {
@@ -148,9 +146,18 @@ fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
-fn find_ascii_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
-    let needle = needle.as_bytes();
-    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+/// Where `</name` (any case) starts in `haystack`.
+fn find_end_tag(haystack: &[u8], name: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(found) = memchr::memmem::find(&haystack[from..], b"</") {
+        let at = from + found;
+        let candidate = haystack.get(at + 2..at + 2 + name.len())?;
+        if candidate.eq_ignore_ascii_case(name.as_bytes()) {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+    None
 }
 
 #[cfg(test)]

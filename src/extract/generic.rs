@@ -79,7 +79,7 @@ fn best_candidate(
     skip_unlikely: bool,
     stats: &TextStats,
 ) -> (Vec<NodeId>, f64) {
-    let mut scores: HashMap<NodeId, f64> = HashMap::new();
+    let mut scores: IdMap<f64> = IdMap::default();
     for block in body.descendants().filter_map(ElementRef::wrap).filter(|e| is_paragraph_like(e, stats)) {
         if skip_unlikely && is_unlikely_inside(&block) {
             continue;
@@ -183,12 +183,7 @@ const BLOCK_TAGS: &[&str] = &[
 ];
 
 /// The top candidate plus siblings that carry more of the same article.
-fn with_siblings(
-    top: ElementRef,
-    top_score: f64,
-    scores: &HashMap<NodeId, f64>,
-    stats: &TextStats,
-) -> Vec<NodeId> {
+fn with_siblings(top: ElementRef, top_score: f64, scores: &IdMap<f64>, stats: &TextStats) -> Vec<NodeId> {
     let Some(parent) = top.parent() else { return vec![top.id()] };
     let threshold = (top_score * 0.2).max(10.0);
     let top_class = top.value().attr("class").unwrap_or("");
@@ -339,15 +334,38 @@ fn is_unlikely_inside(block: &ElementRef) -> bool {
     })
 }
 
+/// A map keyed by tree node: node ids are small integers, so a multiplicative hash is enough and
+/// far cheaper than SipHash on the hot paths of scoring.
+type IdMap<V> = HashMap<NodeId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Text lengths of every element below a root, computed once in one pass: the words of its text
 /// (each counted with one space), and how much of that is inside links.
 struct TextStats {
-    lengths: HashMap<NodeId, (usize, usize)>,
+    lengths: IdMap<(usize, usize)>,
 }
 
 impl TextStats {
     fn new(root: ego_tree::NodeRef<'_, scraper::Node>) -> TextStats {
-        let mut lengths: HashMap<NodeId, (usize, usize)> = HashMap::new();
+        let mut lengths: IdMap<(usize, usize)> = IdMap::default();
         for edge in root.traverse() {
             let ego_tree::iter::Edge::Close(node) = edge else { continue };
             let entry = match node.value() {
