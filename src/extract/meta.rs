@@ -23,27 +23,36 @@ pub struct Metadata {
     pub image: Option<String>,
 }
 
-static TITLE: LazyLock<Selector> =
-    LazyLock::new(|| static_selector(r#"meta[property="og:title"], title, h1"#));
-static AUTHOR: LazyLock<Selector> = LazyLock::new(|| {
-    static_selector(r#"meta[name="author"], meta[property="article:author"], meta[name="article:author"]"#)
-});
-static PUBLISHED: LazyLock<Selector> = LazyLock::new(|| {
-    static_selector(r#"meta[property="article:published_time"], meta[itemprop="datePublished"]"#)
-});
-static TAGS: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"meta[property="article:tag"]"#));
-static IMAGE: LazyLock<Selector> =
-    LazyLock::new(|| static_selector(r#"meta[property="og:image"], meta[name="twitter:image"]"#));
+static META: LazyLock<Selector> = LazyLock::new(|| static_selector("meta"));
+static TITLE: LazyLock<Selector> = LazyLock::new(|| static_selector("title, h1"));
 
-/// Metadata from `<meta>` tags and the `<title>`.
+/// Metadata from `<meta>` tags (one pass over them) and the `<title>`.
 pub fn page_metadata(doc: &Html, url: &Url) -> Metadata {
-    Metadata {
-        title: doc.select(&TITLE).find_map(|e| value(&e)),
-        authors: unique(doc.select(&AUTHOR).filter_map(|e| value(&e)).filter(|a| Url::parse(a).is_err())),
-        published: doc.select(&PUBLISHED).find_map(|e| value(&e)),
-        tags: unique(doc.select(&TAGS).filter_map(|e| value(&e))),
-        image: doc.select(&IMAGE).find_map(|e| image(&e, url)),
+    let mut meta = Metadata::default();
+    let mut authors = Vec::new();
+    let mut tags = Vec::new();
+    for element in doc.select(&META) {
+        let v = element.value();
+        let Some(key) = v.attr("property").or_else(|| v.attr("name")).or_else(|| v.attr("itemprop")) else {
+            continue;
+        };
+        match key.trim().to_ascii_lowercase().as_str() {
+            "og:title" if meta.title.is_none() => meta.title = value(&element),
+            "author" | "article:author" => authors.extend(value(&element).filter(|a| Url::parse(a).is_err())),
+            "article:published_time" | "datepublished" if meta.published.is_none() => {
+                meta.published = value(&element)
+            }
+            "article:tag" => tags.extend(value(&element)),
+            "og:image" | "twitter:image" if meta.image.is_none() => meta.image = image(&element, url),
+            _ => {}
+        }
     }
+    if meta.title.is_none() {
+        meta.title = doc.select(&TITLE).find_map(|e| value(&e));
+    }
+    meta.authors = unique(authors.into_iter());
+    meta.tags = unique(tags.into_iter());
+    meta
 }
 
 /// A rule's metadata selectors, each field falling back to the page's own metadata.
