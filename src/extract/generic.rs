@@ -266,6 +266,10 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     if short_block && stats.text(element) < 250 && BOILERPLATE.is_match(&element.text().collect::<String>()) {
         return true;
     }
+    // A short paragraph that is all link is a "read also" line, not prose.
+    if name == "p" {
+        return stats.text(element) < 200 && stats.link_density(element) > 0.7;
+    }
     if !matches!(
         name,
         "div" | "section" | "ul" | "ol" | "table" | "dl" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
