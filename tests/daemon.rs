@@ -4,18 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_feedmill, Daemon, Fixture, Workspace};
-
-fn rss(items: &[(&str, &str)]) -> Vec<u8> {
-    let items: String = items
-        .iter()
-        .map(|(guid, link)| {
-            format!("<item><title>Item {guid}</title><link>{link}</link><guid>{guid}</guid><description>Lead of {guid}.</description></item>")
-        })
-        .collect();
-    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title><link>http://x/</link><description>d</description>{items}</channel></rss>")
-        .into_bytes()
-}
+use common::{free_port, page, rss, run_feedmill, Daemon, Fixture, Workspace};
 
 fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -35,10 +24,10 @@ fn slow_source_never_overlaps_itself_nor_delays_others() {
         "slow.example/rss",
         200,
         "application/rss+xml",
-        rss(&[("s1", "http://slow.example/1")]),
+        rss("", &[("s1", "http://slow.example/1")]),
         Duration::from_millis(2500),
     );
-    fixture.add("fast.example/rss", 200, "application/rss+xml", rss(&[("f1", "http://fast.example/1")]));
+    fixture.add("fast.example/rss", 200, "application/rss+xml", rss("", &[("f1", "http://fast.example/1")]));
     let fixture = fixture.start();
     let work = Workspace::new();
     let port = free_port();
@@ -69,12 +58,8 @@ fn sigterm_during_a_poll_keeps_finished_items_and_exits_promptly() {
         "site.example/rss",
         200,
         "application/rss+xml",
-        rss(&[("quick", "http://site.example/quick"), ("stuck", "http://site.example/stuck")]),
+        rss("", &[("quick", "http://site.example/quick"), ("stuck", "http://site.example/stuck")]),
     );
-    let page = |word: &str| {
-        format!("<html><body><article><p>{word} paragraph one, long enough to be an article body, with commas, and more.</p><p>{word} paragraph two goes on, adding more detail, and more words, to the story.</p></article></body></html>")
-            .into_bytes()
-    };
     fixture.add("site.example/quick", 200, "text/html", page("Quick"));
     fixture.add_slow("site.example/stuck", 200, "text/html", page("Stuck"), Duration::from_secs(60));
     let fixture = fixture.start();
@@ -111,7 +96,12 @@ fn sigterm_during_a_poll_keeps_finished_items_and_exits_promptly() {
 #[test]
 fn unreachable_source_is_recorded_while_others_are_polled() {
     let fixture = Fixture::default();
-    fixture.add("127.0.0.1/direct.xml", 200, "application/rss+xml", rss(&[("d1", "http://127.0.0.1/d1")]));
+    fixture.add(
+        "127.0.0.1/direct.xml",
+        200,
+        "application/rss+xml",
+        rss("", &[("d1", "http://127.0.0.1/d1")]),
+    );
     let fixture = fixture.start();
     let closed_port = free_port();
     let work = Workspace::new();
@@ -153,7 +143,7 @@ fn sigint_also_stops_the_daemon_cleanly() {
 #[test]
 fn http_proxy_from_the_environment_is_honoured() {
     let fixture = Fixture::default();
-    fixture.add("env.example/rss", 200, "application/rss+xml", rss(&[("e1", "http://env.example/1")]));
+    fixture.add("env.example/rss", 200, "application/rss+xml", rss("", &[("e1", "http://env.example/1")]));
     let fixture = fixture.start();
     let work = Workspace::new();
     let config = work.config(&format!(

@@ -5,22 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, run_feedmill, Daemon, Fixture, Workspace};
-
-fn rss(channel_extra: &str, items: &[(&str, &str)]) -> Vec<u8> {
-    let items: String = items
-        .iter()
-        .map(|(guid, link)| {
-            format!("<item><title>Item {guid}</title><link>{link}</link><guid>{guid}</guid><description>Lead of {guid}.</description></item>")
-        })
-        .collect();
-    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title><link>http://x/</link><description>d</description>{channel_extra}{items}</channel></rss>")
-        .into_bytes()
-}
-
-fn page(word: &str) -> Vec<u8> {
-    format!("<html><body><article><p>{word} paragraph one, long enough to be an article body, with commas, and more.</p><p>{word} paragraph two goes on, adding more detail, and more words, to the story.</p></article></body></html>").into_bytes()
-}
+use common::{free_port, page, rss, run_feedmill, Daemon, Fixture, Workspace};
 
 /// A config polling `sources` (TOML `[[sources]]` blocks) through the fixture.
 fn config(work: &Workspace, fixture: &Fixture, fetch_extra: &str, sources: &str) -> std::path::PathBuf {

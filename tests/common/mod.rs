@@ -338,3 +338,20 @@ pub fn validate_atom(atom: &str) -> bool {
     );
     true
 }
+
+/// An RSS 2.0 feed of `(guid, link)` items; `channel_extra` goes inside `<channel>` (e.g. `<ttl>`).
+pub fn rss(channel_extra: &str, items: &[(&str, &str)]) -> Vec<u8> {
+    let items: String = items
+        .iter()
+        .map(|(guid, link)| {
+            format!("<item><title>Item {guid}</title><link>{link}</link><guid>{guid}</guid><description>Lead of {guid}.</description></item>")
+        })
+        .collect();
+    format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title><link>http://x/</link><description>d</description>{channel_extra}{items}</channel></rss>")
+        .into_bytes()
+}
+
+/// An article page whose two paragraphs start with `word`.
+pub fn page(word: &str) -> Vec<u8> {
+    format!("<html><body><article><p>{word} paragraph one, long enough to be an article body, with commas, and more.</p><p>{word} paragraph two goes on, adding more detail, and more words, to the story.</p></article></body></html>").into_bytes()
+}
