@@ -367,6 +367,8 @@ fn render_extraction(page_url: &Url, extraction: &Extraction, format: Format) ->
             "title": article.and_then(|a| a.meta.title.as_deref()),
             "authors": article.map(|a| &a.meta.authors),
             "published": article.and_then(|a| a.meta.published.as_deref()),
+            "updated": article.and_then(|a| a.meta.updated.as_deref()),
+            "language": article.and_then(|a| a.meta.language.as_deref()),
             "tags": article.map(|a| &a.meta.tags),
             "image": article.and_then(|a| a.meta.image.as_deref()),
             "step": article.map(|a| a.step),

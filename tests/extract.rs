@@ -96,3 +96,51 @@ fn built_in_rules_for_ukrinform_and_pravda() {
     assert!(article.html.contains("https://img.pravda.com/images/news/inline.jpg"));
     assert_eq!(article.meta.image.as_deref(), Some("https://img.pravda.com/images/news/lead.jpg"));
 }
+
+#[test]
+fn json_ld_article_body_is_used_when_the_page_shows_only_a_teaser() {
+    let body = format!("{PARAGRAPH}\n{PARAGRAPH} Second.\n{PARAGRAPH} Third <b>&</b> last.");
+    let ld = serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "NewsArticle",
+        "headline": "Rules explained",
+        "author": {"@type": "Person", "name": "Olena Petrenko"},
+        "datePublished": "2026-11-20T09:00:00+02:00",
+        "dateModified": "2026-11-20T10:30:00+02:00",
+        "keywords": ["Kyiv", "Rules"],
+        "inLanguage": "uk",
+        "image": ["https://cdn.news.example/lead.jpg"],
+        "articleBody": body,
+    });
+    // A script-rendered page: the visible HTML holds one teaser line.
+    let page = format!(
+        r#"<html lang="en"><head><script type="application/ld+json">{ld}</script></head>
+        <body><div id="app"><p>Loading the story about rules…</p></div></body></html>"#
+    );
+    let article = extractor().extract(&page, &url()).article.expect("an article");
+    assert_eq!(article.step, Step::Structured);
+    assert_eq!(article.text.lines().count(), 3);
+    assert!(article.html.contains("<p>") && article.html.contains("Third &lt;b&gt;&amp;&lt;/b&gt; last."));
+    assert_eq!(article.meta.title.as_deref(), Some("Rules explained"));
+    assert_eq!(article.meta.authors, vec!["Olena Petrenko"]);
+    assert_eq!(article.meta.updated.as_deref(), Some("2026-11-20T10:30:00+02:00"));
+    assert_eq!(article.meta.tags, vec!["Kyiv", "Rules"]);
+    assert_eq!(article.meta.language.as_deref(), Some("uk"), "JSON-LD before <html lang>");
+    assert_eq!(article.meta.image.as_deref(), Some("https://cdn.news.example/lead.jpg"));
+
+    // When the page shows the whole article, its markup wins over JSON-LD's plain text.
+    let full = format!(
+        r#"<html><head><script type="application/ld+json">{ld}</script></head><body><article>
+        <h2>Subhead</h2><p>{PARAGRAPH}</p><p>{PARAGRAPH} Second.</p><p>{PARAGRAPH} Third & last.</p>
+        </article></body></html>"#
+    );
+    let article = extractor().extract(&full, &url()).article.expect("an article");
+    assert_eq!(article.step, Step::Generic);
+    assert!(article.text.contains("Subhead"));
+
+    // A truncated articleBody is never the full text.
+    let teaser = ld.to_string().replace("last.", "last…");
+    let page = page.replace(&ld.to_string(), &teaser);
+    let article = extractor().extract(&page, &url()).article;
+    assert!(article.is_none_or(|a| a.step != Step::Structured));
+}

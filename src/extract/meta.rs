@@ -1,5 +1,5 @@
-//! Article metadata from the page: a site rule's selectors first, then the page's own
-//! OpenGraph/`<meta>` tags, field by field. (The feed item's own data comes last, in `poll`.)
+//! Article metadata from the page: a site rule's selectors first, then the page's JSON-LD, then
+//! its OpenGraph/`<meta>` tags, field by field. (The feed item's own data comes last, in `poll`.)
 
 use std::sync::LazyLock;
 
@@ -9,6 +9,7 @@ use url::Url;
 
 use super::clean::decode_image_proxy;
 use super::static_selector;
+use super::structured::LdArticle;
 use crate::config::{CssSelector, SiteRuleConfig};
 
 /// What a page says about its article.
@@ -18,16 +19,38 @@ pub struct Metadata {
     pub authors: Vec<String>,
     /// As the page writes it (ISO 8601 in `datetime`/`content` attributes, else the visible text).
     pub published: Option<String>,
+    /// When the article was last modified, as the page writes it.
+    pub updated: Option<String>,
     pub tags: Vec<String>,
     /// The lead image, absolute, with image-proxy URLs decoded.
     pub image: Option<String>,
+    /// The article's language (`uk`, `en-US`), from JSON-LD, `<html lang>` or `og:locale`.
+    pub language: Option<String>,
 }
 
 static META: LazyLock<Selector> = LazyLock::new(|| static_selector("meta"));
 static TITLE: LazyLock<Selector> = LazyLock::new(|| static_selector("title, h1"));
 
-/// Metadata from `<meta>` tags (one pass over them) and the `<title>`.
-pub fn page_metadata(doc: &Html, url: &Url) -> Metadata {
+/// Metadata from the page's JSON-LD article, then its `<meta>` tags (one pass over them), the
+/// `<title>` and `<html lang>`, field by field.
+pub fn page_metadata(doc: &Html, url: &Url, ld: Option<&LdArticle>) -> Metadata {
+    let tags = meta_tags(doc, url);
+    let Some(ld) = ld else { return tags };
+    let or_tags = |ld: &[String], tags: Vec<String>| if ld.is_empty() { tags } else { ld.to_vec() };
+    Metadata {
+        title: ld.headline.clone().or(tags.title),
+        authors: or_tags(&ld.authors, tags.authors),
+        published: ld.published.clone().or(tags.published),
+        updated: ld.updated.clone().or(tags.updated),
+        tags: or_tags(&ld.keywords, tags.tags),
+        image: ld.image.as_deref().and_then(|i| absolute_image(i, url)).or(tags.image),
+        language: ld.language.clone().or(tags.language),
+    }
+}
+
+static HTML_LANG: LazyLock<Selector> = LazyLock::new(|| static_selector("html[lang]"));
+
+fn meta_tags(doc: &Html, url: &Url) -> Metadata {
     let mut meta = Metadata::default();
     let mut authors = Vec::new();
     let mut tags = Vec::new();
@@ -42,13 +65,23 @@ pub fn page_metadata(doc: &Html, url: &Url) -> Metadata {
             "article:published_time" | "datepublished" if meta.published.is_none() => {
                 meta.published = value(&element)
             }
+            "article:modified_time" | "datemodified" if meta.updated.is_none() => {
+                meta.updated = value(&element)
+            }
             "article:tag" => tags.extend(value(&element)),
+            "og:locale" if meta.language.is_none() => meta.language = value(&element),
             "og:image" | "twitter:image" if meta.image.is_none() => meta.image = image(&element, url),
             _ => {}
         }
     }
     if meta.title.is_none() {
         meta.title = doc.select(&TITLE).find_map(|e| value(&e));
+    }
+    if let Some(lang) = doc.select(&HTML_LANG).find_map(|e| e.value().attr("lang")) {
+        let lang = lang.trim();
+        if !lang.is_empty() {
+            meta.language = Some(lang.to_owned());
+        }
     }
     meta.authors = unique(authors.into_iter());
     meta.tags = unique(tags.into_iter());
@@ -73,8 +106,10 @@ pub fn rule_metadata(doc: &Html, rule: &SiteRuleConfig, url: &Url, page: Metadat
         title: first(&rule.title, &value).or(page.title),
         authors: if authors.is_empty() { page.authors } else { authors },
         published: first(&rule.date, &value).or(page.published),
+        updated: page.updated,
         tags: if tags.is_empty() { page.tags } else { tags },
         image: first(&rule.lead_image, &|e| image(e, url)).or(page.image),
+        language: page.language,
     }
 }
 
@@ -96,6 +131,11 @@ fn image(element: &ElementRef, url: &Url) -> Option<String> {
         .or_else(|| v.attr("data-src"))
         .or_else(|| v.attr("content"))
         .or_else(|| v.attr("href"))?;
+    absolute_image(raw, url)
+}
+
+/// An image address made absolute, image-proxy URLs decoded; only http(s).
+fn absolute_image(raw: &str, url: &Url) -> Option<String> {
     let absolute = url.join(raw.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
     Some(decode_image_proxy(absolute.as_str(), url).unwrap_or_else(|| absolute.to_string()))
 }
@@ -125,7 +165,7 @@ mod tests {
             <div class="tags"><a>Kim Jong Un</a><a>North Korea</a></div></body></html>"#,
         );
         let url = Url::parse("https://unn.ua/en/news/x").unwrap();
-        let page = page_metadata(&doc, &url);
+        let page = page_metadata(&doc, &url, None);
         assert_eq!(page.title.as_deref(), Some("OG title"));
         assert_eq!(page.authors, vec!["Ann Lee"]);
         assert_eq!(page.tags, vec!["War"]);

@@ -1,8 +1,8 @@
 //! The extract stage: an article page's HTML → its clean body, as sanitized HTML and plain text.
 //!
-//! Steps, in order of trust: the site rule for the page's host ([`rules`]), then the generic
-//! extractor ([`generic`]). Whatever step picks the body, [`clean`] removes noise and sanitizes it
-//! last. Parsing and scoring are CPU work: async callers run [`Extractor::extract`] off the I/O
+//! Steps, in order of trust: the site rule for the page's host ([`rules`]), then the page's JSON-LD
+//! `articleBody` when it is the full text ([`structured`]), then the generic extractor
+//! ([`generic`]). Whatever step picks the body, [`clean`] removes noise and sanitizes it last. Parsing and scoring are CPU work: async callers run [`Extractor::extract`] off the I/O
 //! threads (`spawn_blocking`).
 
 pub mod clean;
@@ -10,6 +10,7 @@ pub mod depth;
 pub mod generic;
 pub mod meta;
 pub mod rules;
+pub mod structured;
 pub mod text;
 
 use std::fmt;
@@ -28,6 +29,8 @@ pub use rules::{SiteRule, SiteRules};
 pub enum Step {
     /// A site rule's body selectors.
     Rule,
+    /// The page's JSON-LD `articleBody`.
+    Structured,
     /// The generic extractor.
     Generic,
     /// The feed's own content or description.
@@ -38,6 +41,7 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Rule => "rule",
+            Step::Structured => "structured",
             Step::Generic => "generic",
             Step::Feed => "feed",
         }
@@ -101,9 +105,10 @@ impl Extractor {
         // styles and <noscript> go: they are never body text, and their raw text would count as
         // words when scoring.
         clean::fix_images(&mut doc);
+        let ld = structured::ld_article(&doc);
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
-        let page = meta::page_metadata(&doc, url);
+        let page = meta::page_metadata(&doc, url, ld.as_ref());
         let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
         if let Some(rule) = self.rules.for_host(host) {
@@ -119,7 +124,17 @@ impl Extractor {
         }
         let generic::Found { roots, furniture } = generic::find_article(&doc);
         clean::detach_all(&mut doc, &furniture);
-        let article = finish(&mut doc, &roots, &[], url, Step::Generic, page);
+        let generic = finish(&mut doc, &roots, &[], url, Step::Generic, page.clone());
+        // JSON-LD's plain text loses the page's images and subheads, so it only wins when the
+        // generic extractor found nothing or clearly less than the full `articleBody`.
+        let structured = ld.and_then(|ld| ld.body).filter(|body| {
+            let generic_len = generic.as_ref().map_or(0, |a| a.text.chars().count());
+            structured::is_full_text(body) && generic_len * 10 < body.chars().count() * 6
+        });
+        let article = match structured {
+            Some(body) => Some(structured_article(&body, url, page)),
+            None => generic,
+        };
         Extraction { article, rule_miss }
     }
 
@@ -134,6 +149,24 @@ impl Extractor {
             meta: meta::Metadata::default(),
         })
     }
+}
+
+/// An article from JSON-LD's `articleBody`: HTML when it carries markup, else one paragraph per
+/// line of text.
+fn structured_article(body: &str, url: &Url, meta: meta::Metadata) -> Article {
+    let has_markup = body.contains("</p>") || body.contains("<br");
+    let raw = if has_markup {
+        body.to_owned()
+    } else {
+        body.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| format!("<p>{}</p>", crate::publish::atom::escape(line)))
+            .collect()
+    };
+    let html = clean::sanitize(&raw, url);
+    let text = text::html_to_text(&html);
+    Article { html, text, step: Step::Structured, meta }
 }
 
 /// A selector written in this source code: failing to parse is a bug the tests catch.
