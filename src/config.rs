@@ -249,6 +249,10 @@ pub struct SiteRuleConfig {
     pub tags: Vec<CssSelector>,
     #[serde(default)]
     pub lead_image: Vec<CssSelector>,
+    /// The link (`href`) to the next page of a multi-page article; the pages' bodies are joined,
+    /// at most [`crate::extract::MAX_PAGES`] of them, on the same host.
+    #[serde(default)]
+    pub next_page: Vec<CssSelector>,
     /// Pages `feedmill rules test` fetches to check the rule still works...
     #[serde(default)]
     pub test_url: Vec<Url>,

@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::{FetchConfig, Source};
 use crate::dedup::canonical_link;
-use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step};
+use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, MAX_PAGES};
 use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
 use crate::fetch::{FeedResponse, FetchError, Fetcher};
@@ -354,14 +354,25 @@ impl Poller {
         let extractor = Arc::clone(&self.extractor);
         async move {
             cell.get_or_init(|| async move {
-                let page = fetcher
-                    .fetch_page(&url)
-                    .await
-                    .map_err(|e| PageError { deferred: e.is_deferral(), message: e.to_string() })?;
-                let html = decode_html(&page.body, page.content_type.as_deref());
-                tokio::task::spawn_blocking(move || extractor.extract(&html, &page.url))
-                    .await
-                    .map_err(|e| PageError { message: e.to_string(), deferred: false })
+                let mut extraction = fetch_and_extract(&fetcher, &extractor, url.clone()).await?;
+                // A multi-page article: later pages are fetched and joined, bounded; a later page
+                // that fails ends the article there.
+                let mut seen = vec![url];
+                while let (Some(next), Some(article)) = (extraction.next_page.take(), &mut extraction.article) {
+                    if seen.contains(&next) || seen.len() >= MAX_PAGES {
+                        break;
+                    }
+                    seen.push(next.clone());
+                    match fetch_and_extract(&fetcher, &extractor, next.clone()).await {
+                        Ok(Extraction { article: Some(more), next_page, .. }) if more.step == Step::Rule => {
+                            Extractor::append_page(article, more);
+                            extraction.next_page = next_page;
+                        }
+                        Ok(_) => tracing::warn!(page = %next, "next page of an article has no body; stopping there"),
+                        Err(error) => tracing::warn!(page = %next, error = %error.message, "next page of an article not fetched"),
+                    }
+                }
+                Ok(extraction)
             })
             .await
             .clone()
@@ -393,6 +404,19 @@ impl Poller {
             Ok(Extraction { article: None, .. }) => None,
         }
     }
+}
+
+/// Fetches one page and extracts it off the I/O threads.
+async fn fetch_and_extract(fetcher: &Fetcher, extractor: &Arc<Extractor>, url: Url) -> PageResult {
+    let page = fetcher
+        .fetch_page(&url)
+        .await
+        .map_err(|e| PageError { deferred: e.is_deferral(), message: e.to_string() })?;
+    let html = decode_html(&page.body, page.content_type.as_deref());
+    let extractor = Arc::clone(extractor);
+    tokio::task::spawn_blocking(move || extractor.extract(&html, &page.url))
+        .await
+        .map_err(|e| PageError { message: e.to_string(), deferred: false })
 }
 
 /// The stored form of an item; without an article, the feed's content (or description) is the body.

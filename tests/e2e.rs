@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, http_get, run_feedmill, Daemon, Fixture, Workspace};
+use common::{free_port, http_get, rss, run_feedmill, Daemon, Fixture, Workspace};
 
 const NORTH_KOREA_PAGE: &str =
     "unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn";
@@ -437,4 +437,68 @@ fn extract_json_reports_metadata_and_rules_test_checks_test_pages() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout.lines().count(), 2, "only the rules for the named host: {stdout}");
+}
+
+#[test]
+fn multi_page_articles_are_joined_in_order_and_bounded() {
+    let fixture = Fixture::default();
+    let html = "text/html; charset=utf-8";
+    fixture.add(
+        "multi.example/feed",
+        200,
+        "application/rss+xml",
+        rss("", &[("m1", "http://multi.example/story")]),
+    );
+    let part = |n: usize, next: &str| {
+        format!(
+            "<html><body><article><div class=text><p>Part {n} of the long story, with enough words to count as a body.</p></div>\
+             <a class=next href=\"{next}\">Next page</a></article></body></html>"
+        )
+        .into_bytes()
+    };
+    fixture.add("multi.example/story", 200, html, part(1, "/story/2"));
+    fixture.add("multi.example/story/2", 200, html, part(2, "/story/3#top"));
+    // The last page links back to the first: the loop ends the article.
+    fixture.add("multi.example/story/3", 200, html, part(3, "http://multi.example/story"));
+    // A second article whose "next page" chain never ends stops at MAX_PAGES (10) pages.
+    fixture.add(
+        "endless.example/feed",
+        200,
+        "application/rss+xml",
+        rss("", &[("e1", "http://endless.example/p/1")]),
+    );
+    for n in 1..=20 {
+        fixture.add(&format!("endless.example/p/{n}"), 200, html, part(n, &format!("/p/{}", n + 1)));
+    }
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"{}\"\n[fetch]\nproxy = \"{}\"\nper_host_rate = 1000\n\
+         [[sources]]\nname = \"multi\"\nurl = \"http://multi.example/feed\"\n\
+         [[sources]]\nname = \"endless\"\nurl = \"http://endless.example/feed\"\n\
+         [[sites]]\nhosts = [\"multi.example\", \"endless.example\"]\nbody = [\"article .text\"]\nnext_page = [\"a.next\"]\n",
+        work.path("data/feedmill.db").display(),
+        fixture.proxy_url()
+    ));
+    let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let text = |guid: &str| -> String {
+        work.db()
+            .query_row(
+                "SELECT content_text FROM items JOIN item_guids g ON g.item_id = items.id WHERE g.guid = ?1",
+                [guid],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let multi = text("m1");
+    let parts: Vec<&str> = multi.lines().collect();
+    assert_eq!(parts.len(), 3, "{multi:?}");
+    for (i, line) in parts.iter().enumerate() {
+        assert!(line.starts_with(&format!("Part {} of", i + 1)), "{multi}");
+    }
+    assert!(!multi.contains("Next page"));
+    assert_eq!(fixture.hits("multi.example/story"), 1, "the loop back is not fetched again");
+    assert_eq!(text("e1").lines().count(), 10);
+    assert_eq!(fixture.hits("endless.example/p/11"), 0);
 }

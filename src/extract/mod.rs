@@ -79,7 +79,13 @@ pub struct RuleMiss {
 pub struct Extraction {
     pub article: Option<Article>,
     pub rule_miss: Option<RuleMiss>,
+    /// The next page of a multi-page article, when the site rule has a `next_page` selector that
+    /// matched a link on the same host.
+    pub next_page: Option<Url>,
 }
+
+/// The most pages of one multi-page article that are fetched and joined.
+pub const MAX_PAGES: usize = 10;
 
 /// Runs the extraction steps; built once, shared by every poll.
 #[derive(Debug, Clone)]
@@ -116,8 +122,9 @@ impl Extractor {
                 // Metadata first: author blocks and tag lists are stripped from the body next.
                 let meta = meta::rule_metadata(&doc, &rule.spec, url, page.clone());
                 let strip: Vec<&Selector> = rule.spec.strip.iter().map(|s| &s.selector).collect();
+                let next_page = next_page_link(&doc, rule, url);
                 if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, meta) {
-                    return Extraction { article: Some(article), rule_miss: None };
+                    return Extraction { article: Some(article), rule_miss: None, next_page };
                 }
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
@@ -135,7 +142,15 @@ impl Extractor {
             Some(body) => Some(structured_article(&body, url, page)),
             None => generic,
         };
-        Extraction { article, rule_miss }
+        Extraction { article, rule_miss, next_page: None }
+    }
+
+    /// Appends a later page of a multi-page article (extracted with [`Extractor::extract`]) to
+    /// the article so far: bodies joined in order, metadata from the first page.
+    pub fn append_page(first: &mut Article, next: Article) {
+        first.html.push_str(&next.html);
+        first.text.push('\n');
+        first.text.push_str(&next.text);
     }
 
     /// The feed's own content or description, sanitized the same way as a page body.
@@ -191,6 +206,21 @@ fn rule_roots(doc: &Html, rule: &SiteRule) -> Option<Vec<NodeId>> {
             .collect();
         (!ids.is_empty()).then_some(ids)
     })
+}
+
+/// The rule's `next_page` link, absolute, when it stays on the page's host and is not the page
+/// itself.
+fn next_page_link(doc: &Html, rule: &SiteRule, url: &Url) -> Option<Url> {
+    let href = rule
+        .spec
+        .next_page
+        .iter()
+        .find_map(|s| doc.select(&s.selector).find_map(|e| e.value().attr("href")))?;
+    let mut next = url.join(href.trim()).ok()?;
+    next.set_fragment(None);
+    let mut this = url.clone();
+    this.set_fragment(None);
+    (next.host_str() == url.host_str() && next != this).then_some(next)
 }
 
 /// Cleans the chosen elements, then serializes and sanitizes them; `None` when no text remains.
