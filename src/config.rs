@@ -33,6 +33,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub feed: FeedConfig,
     pub fetch: FetchConfig,
+    pub dedup: DedupConfig,
     pub sources: Vec<Source>,
     /// User extraction rules; they override the built-in ones host by host.
     pub sites: Vec<SiteRuleConfig>,
@@ -81,6 +82,26 @@ pub struct FeedConfig {
 impl Default for FeedConfig {
     fn default() -> Self {
         Self { title: "feedmill".into(), max_items: 100 }
+    }
+}
+
+/// Cross-source deduplication (`[dedup]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// How far back a new item is compared with stored ones for near-duplicates (`72h`).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub window: Duration,
+    /// Jaccard similarity of word 3-grams from which two bodies are one story (0 < t ≤ 1).
+    pub threshold: f64,
+    /// Query parameters removed from links besides `utm_*`, `fbclid`, `gclid`, `yclid`,
+    /// `mc_cid`, `mc_eid`, `_ga`, `igshid`.
+    pub tracking_params: Vec<String>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { window: Duration::from_secs(72 * 3600), threshold: 0.5, tracking_params: Vec::new() }
     }
 }
 
@@ -222,6 +243,9 @@ pub struct Source {
     /// Fetch each new item's page and extract its body?
     pub full_text: bool,
     pub tags: Vec<String>,
+    /// Of a near-duplicate cluster, the item of the source with the highest priority is
+    /// published (the first seen among equals).
+    pub priority: i64,
 }
 
 /// A site rule as written in TOML (user config or `config/sites/*.toml`).
@@ -370,6 +394,8 @@ struct SourceToml {
     every: Option<Every>,
     full_text: Option<bool>,
     tags: Option<Vec<String>>,
+    #[serde(default)]
+    priority: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +409,8 @@ struct ConfigToml {
     feed: FeedConfig,
     #[serde(default)]
     fetch: FetchConfig,
+    #[serde(default)]
+    dedup: DedupConfig,
     #[serde(default)]
     defaults: Defaults,
     #[serde(default)]
@@ -455,10 +483,18 @@ impl Config {
                 schedule,
                 full_text: s.full_text.unwrap_or(default_full_text),
                 tags: s.tags.unwrap_or_else(|| raw.defaults.tags.clone()),
+                priority: s.priority,
             });
         }
         if raw.feed.max_items == 0 {
             return Err(invalid(None, "feed.max_items".into(), "must be at least 1".into()));
+        }
+        if !(raw.dedup.threshold > 0.0 && raw.dedup.threshold <= 1.0) {
+            return Err(invalid(
+                None,
+                "dedup.threshold".into(),
+                format!("{} is not a similarity in (0, 1]", raw.dedup.threshold),
+            ));
         }
         if raw.fetch.timeout_secs == 0 {
             return Err(invalid(None, "fetch.timeout_secs".into(), "must be at least 1".into()));
@@ -477,6 +513,15 @@ impl Config {
             server: raw.server,
             feed: raw.feed,
             fetch: raw.fetch,
+            dedup: DedupConfig {
+                tracking_params: raw
+                    .dedup
+                    .tracking_params
+                    .iter()
+                    .map(|p| p.trim().to_ascii_lowercase())
+                    .collect(),
+                ..raw.dedup
+            },
             sources,
             sites: raw.sites,
         })

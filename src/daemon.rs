@@ -11,11 +11,10 @@ use crate::config::{Config, Source};
 use crate::extract::{rules::RuleFileError, Extractor, SiteRules};
 use crate::fetch::{FetchError, Fetcher};
 use crate::poll::{PollReport, Poller};
-use crate::publish::FeedMeta;
 use crate::schedule::{ScheduleError, Scheduler};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown};
-use crate::store::{Store, StoreError};
+use crate::store::{DedupParams, Store, StoreError};
 
 /// How long running polls get to finish their writes after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -46,13 +45,15 @@ struct Pipeline {
 }
 
 async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, DaemonError> {
-    let store = Store::open(&config.storage.path)?;
+    let dedup =
+        DedupParams { window_secs: config.dedup.window.as_secs() as i64, threshold: config.dedup.threshold };
+    let store = Store::open(&config.storage.path)?.with_dedup(dedup);
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
     let states = store.poll_states().await?;
     let poller =
-        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, states, &config.fetch, shutdown));
+        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, states, config, shutdown));
     Ok(Pipeline { store, poller })
 }
 
@@ -94,12 +95,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        meta: FeedMeta { title: config.feed.title.clone(), public_url: config.server.public_url.clone() },
-        max_items: config.feed.max_items,
-        source_count: config.sources.len(),
-    });
+    let state = Arc::new(AppState::new(
+        store.clone(),
+        config.feed.title.clone(),
+        config.server.public_url.clone(),
+        config.feed.max_items,
+        config.sources.len(),
+    ));
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     let scheduler = Scheduler::start(poller, &config.sources, shutdown.clone()).await?;
     tracing::info!(

@@ -215,10 +215,19 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
         let seconds = report.duration.as_secs_f64();
         let note = report.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
         match &report.error {
-            None => println!(
-                "{}: HTTP {status}, {} new, {} duplicate, {seconds:.2}s{note}",
-                report.source, report.new, report.duplicate
-            ),
+            None => {
+                let mut extra = String::new();
+                if report.merged > 0 {
+                    extra.push_str(&format!(", {} merged", report.merged));
+                }
+                if report.updated > 0 {
+                    extra.push_str(&format!(", {} updated", report.updated));
+                }
+                println!(
+                    "{}: HTTP {status}, {} new, {} duplicate{extra}, {seconds:.2}s{note}",
+                    report.source, report.new, report.duplicate
+                )
+            }
             Some(error) => {
                 println!("{}: FAILED (HTTP {status}) after {seconds:.2}s{note}: {error}", report.source)
             }

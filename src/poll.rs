@@ -16,8 +16,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::config::{FetchConfig, Source};
-use crate::dedup::canonical_link;
+use crate::config::{Config, Source};
+use crate::dedup::LinkRules;
 use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, MAX_PAGES};
 use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
@@ -53,6 +53,9 @@ pub struct PollReport {
     pub status: Option<u16>,
     pub new: usize,
     pub duplicate: usize,
+    /// Stored but merged into another source's report of the same story.
+    pub merged: usize,
+    pub updated: usize,
     /// "not modified", "unchanged", "retry in 600s"…
     pub note: Option<String>,
     pub error: Option<String>,
@@ -82,6 +85,7 @@ pub struct Poller {
     shutdown: Shutdown,
     poll_slots: Semaphore,
     max_interval: Duration,
+    links: LinkRules,
     /// Recent and in-flight page fetches by canonical link: two sources announcing the same
     /// article at the same moment cause one request.
     pages: Mutex<HashMap<String, SharedPage>>,
@@ -94,7 +98,7 @@ impl Poller {
         extractor: Arc<Extractor>,
         source_ids: HashMap<String, i64>,
         states: HashMap<i64, PollState>,
-        config: &FetchConfig,
+        config: &Config,
         shutdown: Shutdown,
     ) -> Poller {
         Poller {
@@ -104,8 +108,9 @@ impl Poller {
             source_ids,
             states: Mutex::new(states),
             shutdown,
-            poll_slots: Semaphore::new(config.max_connections),
-            max_interval: config.max_interval,
+            poll_slots: Semaphore::new(config.fetch.max_connections),
+            max_interval: config.fetch.max_interval,
+            links: LinkRules { extra_tracking: config.dedup.tracking_params.clone() },
             pages: Mutex::new(HashMap::new()),
         }
     }
@@ -119,6 +124,8 @@ impl Poller {
             status: None,
             new: 0,
             duplicate: 0,
+            merged: 0,
+            updated: 0,
             note: None,
             error: None,
             duration: Duration::ZERO,
@@ -163,6 +170,7 @@ impl Poller {
         match &report.error {
             None => tracing::info!(
                 source = %source.name, status = %status, new = report.new, duplicate = report.duplicate,
+                merged = report.merged, updated = report.updated,
                 duration_ms, note, "poll"
             ),
             Some(error) => tracing::warn!(
@@ -268,59 +276,61 @@ impl Poller {
         let counts = self.commit(source_id, candidates, success).await?;
         report.new = counts.new;
         report.duplicate = counts.duplicate;
+        report.merged = counts.merged;
+        report.updated = counts.updated;
         Ok(())
     }
 
-    /// Items whose GUID this source has not delivered before (first occurrence of a GUID repeated
-    /// within the feed), each with its canonical link and whether any source already has that link.
-    async fn new_items(
-        &self,
-        source_id: i64,
-        items: Vec<FeedItem>,
-    ) -> Result<Vec<(FeedItem, Option<String>, bool)>, StoreError> {
+    /// Items this source has not delivered before (the first occurrence of a GUID repeated
+    /// within the feed wins), and known items whose title or text changed in the feed.
+    async fn new_items(&self, source_id: i64, items: Vec<FeedItem>) -> Result<Vec<NewItem>, StoreError> {
         let mut seen = HashSet::new();
         let items: Vec<FeedItem> = items.into_iter().filter(|item| seen.insert(item.guid.clone())).collect();
         let guids = items.iter().map(|i| i.guid.clone()).collect();
-        let links: Vec<Option<String>> = items.iter().map(|i| i.link.as_ref().map(canonical_link)).collect();
+        let links: Vec<Option<String>> =
+            items.iter().map(|i| i.link.as_ref().map(|l| self.links.canonical(l))).collect();
         let (known_guids, known_links) =
             self.store.known(source_id, guids, links.iter().flatten().cloned().collect()).await?;
         Ok(items
             .into_iter()
             .zip(links)
-            .filter(|(item, _)| !known_guids.contains(&item.guid))
-            .map(|(item, link)| {
+            .filter_map(|(item, link)| {
+                let feed_hash = feed_hash(&item);
+                let update = match known_guids.get(&item.guid) {
+                    None => false,
+                    Some(Some(stored)) if *stored != feed_hash => true,
+                    Some(_) => return None,
+                };
                 let link_known = link.as_ref().is_some_and(|l| known_links.contains(l));
-                (item, link, link_known)
+                Some(NewItem { item, link, link_known, update, feed_hash })
             })
             .collect())
     }
 
     /// Builds the candidates, fetching pages where needed. The flag is false when shutdown cut the
     /// page fetching short (unfinished items are left for the next poll).
-    async fn candidates(
-        &self,
-        source: &Source,
-        items: Vec<(FeedItem, Option<String>, bool)>,
-    ) -> (Vec<Candidate>, bool) {
+    async fn candidates(&self, source: &Source, items: Vec<NewItem>) -> (Vec<Candidate>, bool) {
         let mut candidates = Vec::with_capacity(items.len());
         let mut fetches = JoinSet::new();
-        for (index, (item, link, link_known)) in items.into_iter().enumerate() {
-            match (&item.link, &link) {
-                (Some(url), Some(canonical)) if source.full_text && !link_known => {
-                    let page = self.page(canonical.clone(), url.clone());
-                    fetches.spawn(async move { (index, item, link, Some(page.await)) });
+        for (index, new) in items.into_iter().enumerate() {
+            match (&new.item.link, &new.link) {
+                // A link some source already delivered is not fetched again, unless the feed
+                // says this item changed.
+                (Some(url), Some(canonical)) if source.full_text && (!new.link_known || new.update) => {
+                    let page = self.page(canonical.clone(), url.clone(), new.update);
+                    fetches.spawn(async move { (index, new, Some(page.await)) });
                 }
-                _ => candidates.push((index, candidate(item, link, None))),
+                _ => candidates.push((index, candidate(source, new, None))),
             }
         }
         let mut complete = true;
         loop {
             tokio::select! {
                 next = fetches.join_next() => match next {
-                    Some(Ok((_, _, _, Some(Err(PageError { deferred: true, .. }))))) => complete = false,
-                    Some(Ok((index, item, link, page))) => {
-                        let article = page.and_then(|page| self.choose_article(&item, page));
-                        candidates.push((index, candidate(item, link, article)));
+                    Some(Ok((_, _, Some(Err(PageError { deferred: true, .. }))))) => complete = false,
+                    Some(Ok((index, new, page))) => {
+                        let article = page.and_then(|page| self.choose_article(&new.item, page));
+                        candidates.push((index, candidate(source, new, article)));
                     }
                     Some(Err(join_error)) => tracing::error!(source = %source.name, error = %join_error, "page task failed"),
                     None => break,
@@ -337,13 +347,18 @@ impl Poller {
     }
 
     /// The page's extraction, fetched at most once per canonical link while remembered.
+    /// `fresh` forgets an earlier result (the item was updated).
     fn page(
         &self,
         canonical: String,
         url: Url,
+        fresh: bool,
     ) -> impl std::future::Future<Output = PageResult> + Send + 'static {
         let cell = {
             let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+            if fresh {
+                pages.remove(&canonical);
+            }
             // Forget old results, and failures once settled, so a later poll can try again.
             pages.retain(|_, (at, cell)| at.elapsed() < PAGE_MEMORY && !matches!(cell.get(), Some(Err(_))));
             Arc::clone(
@@ -419,8 +434,29 @@ async fn fetch_and_extract(fetcher: &Fetcher, extractor: &Arc<Extractor>, url: U
         .map_err(|e| PageError { message: e.to_string(), deferred: false })
 }
 
+/// A feed item to store: new to this source, or known with changed text (`update`).
+struct NewItem {
+    item: FeedItem,
+    link: Option<String>,
+    /// Some source already delivered this canonical link.
+    link_known: bool,
+    update: bool,
+    feed_hash: String,
+}
+
+/// What the feed says about an item, hashed: a change means the publisher updated it.
+fn feed_hash(item: &FeedItem) -> String {
+    let mut text = String::with_capacity(256);
+    for part in [Some(&item.title), item.content.as_ref(), item.summary.as_ref()] {
+        text.push_str(part.map_or("", |p| p.as_str()));
+        text.push('\u{1f}');
+    }
+    sha256_hex(text.as_bytes())[..32].to_owned()
+}
+
 /// The stored form of an item; without an article, the feed's content (or description) is the body.
-fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Article>) -> Candidate {
+fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candidate {
+    let NewItem { item, link: canonical_link, feed_hash, .. } = new;
     let base =
         item.link.clone().unwrap_or_else(|| Url::parse("about:blank").unwrap_or_else(|_| unreachable!()));
     let mut article = article.or_else(|| {
@@ -448,7 +484,7 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
     let page = article.as_ref().map(|a| a.meta.clone()).unwrap_or_default();
     let author = item.author.or_else(|| (!page.authors.is_empty()).then(|| page.authors.join(", ")));
     let mut categories = item.categories;
-    for tag in page.tags {
+    for tag in page.tags.into_iter().chain(source.tags.iter().cloned()) {
         if !categories.contains(&tag) {
             categories.push(tag);
         }
@@ -465,8 +501,10 @@ fn candidate(item: FeedItem, canonical_link: Option<String>, article: Option<Art
         summary,
         extracted_by: article.as_ref().map_or(Step::Feed, |a| a.step).as_str().to_owned(),
         content_html: article.as_ref().map(|a| a.html.clone()),
+        language: page.language,
         content_text: article.map(|a| a.text),
         canonical_link,
+        feed_hash,
     }
 }
 

@@ -1,31 +1,95 @@
-//! The HTTP server (axum): the merged feed and a health check.
+//! The HTTP server (axum): the feeds, and a health check.
 //!
-//! `GET /feed.atom` renders the newest `max_items` items; `GET /healthz` answers 200 with the
+//! Feeds: `/feed.{atom,rss,json}` (every story once), `/sources/{name}/feed.{atom,rss,json}`
+//! (one source's items) and `/tags/{tag}/feed.{atom,rss,json}` (stories with that tag), each the
+//! newest `max_items`. Rendered bytes are cached per feed and format, with their gzip and brotli
+//! forms, until the store's items change; every response carries a strong ETag, Last-Modified
+//! and Cache-Control, and matching validators get a `304`. `GET /healthz` answers 200 with the
 //! version and the number of configured sources.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
+use url::Url;
 
-use crate::publish::{atom, EntryView, FeedMeta};
+use crate::publish::{Channel, EntryView, Format};
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{FeedScope, Store};
+
+/// How long readers and proxies may reuse a feed without asking again.
+const CACHE_CONTROL: &str = "public, max-age=60";
+/// Most rendered feeds kept; beyond it the cache starts over (tag URLs are unbounded).
+const MAX_CACHED: usize = 256;
 
 /// What the handlers need.
 pub struct AppState {
     pub store: Store,
-    pub meta: FeedMeta,
+    pub title: String,
+    /// Base URL readers reach the server at (ends with `/`).
+    pub public_url: Url,
+    /// A WebSub hub the feeds advertise.
+    pub hub: Option<String>,
     pub max_items: usize,
     pub source_count: usize,
+    cache: Mutex<HashMap<(FeedScope, Format), Arc<Rendered>>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        title: String,
+        public_url: Url,
+        max_items: usize,
+        source_count: usize,
+    ) -> AppState {
+        AppState { store, title, public_url, hub: None, max_items, source_count, cache: Mutex::default() }
+    }
+}
+
+/// One rendered feed: the bytes, their validators, and compressed forms made on first demand.
+struct Rendered {
+    generation: u64,
+    body: Bytes,
+    etag: String,
+    last_modified: DateTime<Utc>,
+    gzip: OnceLock<Bytes>,
+    brotli: OnceLock<Bytes>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().route("/feed.atom", get(feed_atom)).route("/healthz", get(healthz)).with_state(state)
+    Router::new()
+        .route("/feed.atom", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Atom)))
+        .route("/feed.rss", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Rss)))
+        .route("/feed.json", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Json)))
+        .route(
+            "/sources/{name}/{file}",
+            get(|s: State<Arc<AppState>>, h: HeaderMap, Path((name, file)): Path<(String, String)>| async move {
+                match Format::from_file_name(&file) {
+                    Some(format) => feed(s, h, FeedScope::Source(name), format).await,
+                    None => not_found(),
+                }
+            }),
+        )
+        .route(
+            "/tags/{tag}/{file}",
+            get(|s: State<Arc<AppState>>, h: HeaderMap, Path((tag, file)): Path<(String, String)>| async move {
+                match Format::from_file_name(&file) {
+                    Some(format) => feed(s, h, FeedScope::Tag(tag), format).await,
+                    None => not_found(),
+                }
+            }),
+        )
+        .route("/healthz", get(healthz))
+        .with_state(state)
 }
 
 /// Serves until shutdown; connections in flight are finished first.
@@ -33,19 +97,175 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: Shutdo
     axum::serve(listener, router(state)).with_graceful_shutdown(async move { shutdown.wait().await }).await
 }
 
-async fn feed_atom(State(state): State<Arc<AppState>>) -> Response {
-    match state.store.latest_items(state.max_items).await {
-        Ok(items) => {
-            let entries: Vec<EntryView> =
-                items.into_iter().map(|item| EntryView::new(item, &state.meta.public_url)).collect();
-            let body = atom::render(&state.meta, &entries);
-            ([(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")], body).into_response()
-        }
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "no such feed; feeds are feed.atom, feed.rss and feed.json\n").into_response()
+}
+
+async fn feed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    scope: FeedScope,
+    format: Format,
+) -> Response {
+    let rendered = match rendered(&state, scope.clone(), format).await {
+        Ok(Some(rendered)) => rendered,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such source\n").into_response(),
         Err(error) => {
-            tracing::error!(%error, "cannot read items for /feed.atom");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {error}\n")).into_response()
+            tracing::error!(%error, ?scope, "cannot render a feed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {error}\n"))
+                .into_response();
         }
+    };
+    let mut response = if not_modified(&headers, &rendered) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let (encoding, body) = match preferred_encoding(&headers) {
+            Some("br") => (Some("br"), rendered.brotli.get_or_init(|| brotli(&rendered.body)).clone()),
+            Some("gzip") => (Some("gzip"), rendered.gzip.get_or_init(|| gzip(&rendered.body)).clone()),
+            _ => (None, rendered.body.clone()),
+        };
+        let mut response = body.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        response
+    };
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
+        headers.insert(header::ETAG, etag);
     }
+    if let Ok(date) = HeaderValue::from_str(&http_date(&rendered.last_modified)) {
+        headers.insert(header::LAST_MODIFIED, date);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// The feed's rendered bytes: from the cache while the store has not changed since, else
+/// rendered again (off the I/O threads); `None` for an unknown source.
+async fn rendered(
+    state: &Arc<AppState>,
+    scope: FeedScope,
+    format: Format,
+) -> Result<Option<Arc<Rendered>>, crate::store::StoreError> {
+    let generation = state.store.generation();
+    let key = (scope.clone(), format);
+    let cached = state.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+    if let Some(cached) = cached.as_ref().filter(|c| c.generation == generation) {
+        return Ok(Some(Arc::clone(cached)));
+    }
+    let Some(items) = state.store.entries(scope.clone(), state.max_items).await? else { return Ok(None) };
+    let channel = channel(state, &scope);
+    let public_url = state.public_url.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        let entries: Vec<EntryView> =
+            items.into_iter().map(|item| EntryView::new(item, &public_url)).collect();
+        format.render(&channel, &entries)
+    })
+    .await
+    .unwrap_or_default();
+    let etag = strong_etag(body.as_bytes());
+    // Last-Modified moves only when the bytes do.
+    let last_modified = match cached {
+        Some(old) if old.etag == etag => old.last_modified,
+        _ => Utc::now(),
+    };
+    let rendered = Arc::new(Rendered {
+        generation,
+        body: Bytes::from(body),
+        etag,
+        last_modified,
+        gzip: OnceLock::new(),
+        brotli: OnceLock::new(),
+    });
+    let mut cache = state.cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(key, Arc::clone(&rendered));
+    Ok(Some(rendered))
+}
+
+fn channel(state: &AppState, scope: &FeedScope) -> Channel {
+    let encode =
+        |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
+    let mut channel = match scope {
+        FeedScope::All => Channel::merged(&state.title, &state.public_url),
+        FeedScope::Source(name) => Channel::nested(
+            format!("{} — {name}", state.title),
+            &state.public_url,
+            &format!("sources/{}", encode(name)),
+        ),
+        FeedScope::Tag(tag) => Channel::nested(
+            format!("{} — {tag}", state.title),
+            &state.public_url,
+            &format!("tags/{}", encode(tag)),
+        ),
+    };
+    channel.hub = state.hub.clone();
+    channel
+}
+
+fn strong_etag(body: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether the request's validators match: `If-None-Match` (any listed tag, or `*`) when sent,
+/// else `If-Modified-Since` no earlier than the feed's last change.
+fn not_modified(headers: &HeaderMap, rendered: &Rendered) -> bool {
+    if let Some(tags) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return tags
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == rendered.etag);
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+        .is_some_and(|since| rendered.last_modified.timestamp() <= since.timestamp())
+}
+
+/// `br` or `gzip` when the client accepts it (q > 0), brotli first.
+fn preferred_encoding(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+    let accepted = |name: &str| {
+        accept.split(',').any(|part| {
+            let mut pieces = part.split(';').map(str::trim);
+            let coding = pieces.next().unwrap_or_default();
+            let refused =
+                pieces.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+            coding.eq_ignore_ascii_case(name) && !refused
+        })
+    };
+    ["br", "gzip"].into_iter().find(|name| accepted(name))
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+fn brotli(body: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+        let _ = writer.write_all(body);
+    }
+    Bytes::from(out)
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(time: &DateTime<Utc>) -> String {
+    time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
@@ -55,4 +275,37 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         "sources": state.source_count,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn encodings_and_validators() {
+        assert_eq!(
+            preferred_encoding(&headers(&[(header::ACCEPT_ENCODING, "gzip, deflate, br")])),
+            Some("br")
+        );
+        assert_eq!(preferred_encoding(&headers(&[(header::ACCEPT_ENCODING, "br;q=0, gzip")])), Some("gzip"));
+        assert_eq!(preferred_encoding(&headers(&[(header::ACCEPT_ENCODING, "identity")])), None);
+        let rendered = Rendered {
+            generation: 0,
+            body: Bytes::from_static(b"x"),
+            etag: "\"abc\"".into(),
+            last_modified: DateTime::from_timestamp(1_000_000, 0).unwrap(),
+            gzip: OnceLock::new(),
+            brotli: OnceLock::new(),
+        };
+        assert!(not_modified(&headers(&[(header::IF_NONE_MATCH, "\"x\", W/\"abc\"")]), &rendered));
+        assert!(!not_modified(&headers(&[(header::IF_NONE_MATCH, "\"x\"")]), &rendered));
+        let since = http_date(&rendered.last_modified);
+        assert!(not_modified(&headers(&[(header::IF_MODIFIED_SINCE, &since)]), &rendered));
+        let earlier = http_date(&DateTime::from_timestamp(999_999, 0).unwrap());
+        assert!(!not_modified(&headers(&[(header::IF_MODIFIED_SINCE, &earlier)]), &rendered));
+    }
 }

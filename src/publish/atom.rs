@@ -1,29 +1,23 @@
-//! Atom 1.0 (RFC 4287) rendering of the merged feed.
+//! Atom 1.0 (RFC 4287) rendering.
 
 use std::fmt::Write;
 
-use chrono::Utc;
-
-use super::{rfc3339, EntryView, FeedMeta};
+use super::{feed_updated, rfc3339, Channel, EntryView, Format};
 
 /// Renders the feed; `entries` are newest first.
-pub fn render(meta: &FeedMeta, entries: &[EntryView]) -> String {
-    let updated = entries.iter().map(|e| e.updated).max().unwrap_or_else(Utc::now);
+pub fn render(channel: &Channel, entries: &[EntryView]) -> String {
     let mut out = String::with_capacity(4096 + entries.len() * 4096);
     out.push_str(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n",
     );
-    element(&mut out, 1, "id", meta.public_url.as_str());
-    element(&mut out, 1, "title", &meta.title);
-    element(&mut out, 1, "updated", &rfc3339(&updated));
-    let self_url = format!("{}feed.atom", meta.public_url);
-    let _ =
-        writeln!(out, "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>", escape(&self_url));
-    let _ = writeln!(
-        out,
-        "  <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
-        escape(meta.public_url.as_str())
-    );
+    element(&mut out, 1, "id", &channel.id);
+    element(&mut out, 1, "title", &channel.title);
+    element(&mut out, 1, "updated", &rfc3339(&feed_updated(entries)));
+    link(&mut out, 1, "self", Some("application/atom+xml"), &channel.url(Format::Atom));
+    link(&mut out, 1, "alternate", Some("text/html"), channel.home.as_str());
+    if let Some(hub) = &channel.hub {
+        link(&mut out, 1, "hub", None, hub);
+    }
     let _ = writeln!(
         out,
         "  <generator uri=\"{}\" version=\"{}\">feedmill</generator>",
@@ -41,8 +35,18 @@ fn render_entry(out: &mut String, entry: &EntryView) {
     out.push_str("  <entry>\n");
     element(out, 2, "id", &entry.id);
     let _ = writeln!(out, "    <title type=\"text\">{}</title>", escape(&entry.title));
-    if let Some(link) = &entry.link {
-        let _ = writeln!(out, "    <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>", escape(link));
+    if let Some(href) = &entry.link {
+        link(out, 2, "alternate", Some("text/html"), href);
+    }
+    for related in &entry.related {
+        if let Some(href) = &related.link {
+            let _ = writeln!(
+                out,
+                "    <link rel=\"related\" type=\"text/html\" href=\"{}\" title=\"{}\"/>",
+                escape(href),
+                escape(&related.source_title)
+            );
+        }
     }
     if let Some(published) = &entry.published {
         element(out, 2, "published", &rfc3339(published));
@@ -62,8 +66,19 @@ fn render_entry(out: &mut String, entry: &EntryView) {
     out.push_str("    <source>\n");
     element(out, 3, "id", &entry.source.feed_url);
     element(out, 3, "title", &entry.source.title);
-    let _ = writeln!(out, "      <link rel=\"self\" href=\"{}\"/>", escape(&entry.source.feed_url));
+    link(out, 3, "self", None, &entry.source.feed_url);
     out.push_str("    </source>\n  </entry>\n");
+}
+
+fn link(out: &mut String, depth: usize, rel: &str, media_type: Option<&str>, href: &str) {
+    let media_type = media_type.map(|t| format!(" type=\"{t}\"")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{:indent$}<link rel=\"{rel}\"{media_type} href=\"{}\"/>",
+        "",
+        escape(href),
+        indent = depth * 2
+    );
 }
 
 fn element(out: &mut String, depth: usize, name: &str, text: &str) {
@@ -91,34 +106,11 @@ pub fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::publish::SourceView;
-    use chrono::DateTime;
-    use url::Url;
-
-    fn entry() -> EntryView {
-        EntryView {
-            id: "http://127.0.0.1:8080/items/1".into(),
-            title: "Tom & Jerry <3".into(),
-            link: Some("https://e.com/a?x=1&y=2".into()),
-            published: DateTime::from_timestamp(1_751_440_000, 0),
-            updated: DateTime::from_timestamp(1_751_440_000, 0).unwrap(),
-            author: None,
-            categories: vec!["World".into()],
-            summary: Some("Lead\u{0}.".into()),
-            content_html: Some("<p>Body</p>".into()),
-            source: SourceView {
-                name: "e".into(),
-                title: "E News".into(),
-                feed_url: "https://e.com/rss".into(),
-            },
-        }
-    }
+    use crate::publish::tests::{channel, entry};
 
     #[test]
     fn renders_escaped_entry_with_source() {
-        let meta =
-            FeedMeta { title: "feedmill".into(), public_url: Url::parse("http://127.0.0.1:8080/").unwrap() };
-        let xml = render(&meta, &[entry()]);
+        let xml = render(&channel(), &[entry()]);
         assert!(xml.contains("<title type=\"text\">Tom &amp; Jerry &lt;3</title>"));
         assert!(xml.contains("href=\"https://e.com/a?x=1&amp;y=2\""));
         assert!(xml.contains("<content type=\"html\">&lt;p&gt;Body&lt;/p&gt;</content>"));
@@ -128,6 +120,13 @@ mod tests {
         assert!(xml.contains(
             "<link rel=\"self\" type=\"application/atom+xml\" href=\"http://127.0.0.1:8080/feed.atom\"/>"
         ));
+        assert!(xml.contains(
+            "<link rel=\"related\" type=\"text/html\" href=\"https://o.com/1\" title=\"Other &amp; Co\"/>"
+        ));
         assert!(xml.contains("<updated>2025-07-02T07:06:40Z</updated>"));
+        assert!(!xml.contains("rel=\"hub\""));
+        let mut with_hub = channel();
+        with_hub.hub = Some("https://hub.example/".into());
+        assert!(render(&with_hub, &[]).contains("<link rel=\"hub\" href=\"https://hub.example/\"/>"));
     }
 }

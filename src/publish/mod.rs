@@ -1,21 +1,99 @@
-//! The publish stage: stored items → the merged output feed.
+//! The publish stage: stored items → output feeds (Atom, RSS 2.0, JSON Feed).
 //!
-//! [`EntryView`] is the one shape every output format renders from: ids, dates and attribution
-//! are decided here once.
+//! [`EntryView`] is the one shape every format renders from: ids, dates, attribution and the
+//! "Also reported by" line of a near-duplicate cluster are decided here once. [`Channel`] says
+//! which feed is rendered (the merged one, one source's, one tag's) and where it lives.
 
 pub mod atom;
+pub mod json;
+pub mod rss;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use url::Url;
 
 use crate::store::StoredItem;
 
-/// The output feed's own metadata.
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Atom,
+    Rss,
+    Json,
+}
+
+impl Format {
+    /// The format a feed file name asks for: `feed.atom`, `feed.rss`, `feed.json`.
+    pub fn from_file_name(name: &str) -> Option<Format> {
+        match name {
+            "feed.atom" => Some(Format::Atom),
+            "feed.rss" => Some(Format::Rss),
+            "feed.json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Atom => "atom",
+            Format::Rss => "rss",
+            Format::Json => "json",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Atom => "application/atom+xml; charset=utf-8",
+            Format::Rss => "application/rss+xml; charset=utf-8",
+            Format::Json => "application/feed+json; charset=utf-8",
+        }
+    }
+
+    /// Renders `entries` (newest first) as this format.
+    pub fn render(self, channel: &Channel, entries: &[EntryView]) -> String {
+        match self {
+            Format::Atom => atom::render(channel, entries),
+            Format::Rss => rss::render(channel, entries),
+            Format::Json => json::render(channel, entries),
+        }
+    }
+}
+
+/// One output feed: its title and addresses.
 #[derive(Debug, Clone)]
-pub struct FeedMeta {
+pub struct Channel {
+    /// The feed's stable identity (Atom `id`); the merged feed keeps the server's base URL.
+    pub id: String,
     pub title: String,
-    /// Base URL readers reach the server at (ends with `/`).
-    pub public_url: Url,
+    /// The server's public base URL (ends with `/`); entry ids are made from it.
+    pub home: Url,
+    /// The feed's URL without its extension, e.g. `http://host/feed` or `http://host/tags/war/feed`.
+    pub base: String,
+    /// A WebSub hub the feed advertises.
+    pub hub: Option<String>,
+}
+
+impl Channel {
+    /// The merged feed of everything.
+    pub fn merged(title: &str, home: &Url) -> Channel {
+        Channel {
+            id: home.to_string(),
+            title: title.to_owned(),
+            home: home.clone(),
+            base: format!("{home}feed"),
+            hub: None,
+        }
+    }
+
+    /// A feed under `home`: `path` is e.g. `sources/unn-uk` (already percent-encoded).
+    pub fn nested(title: String, home: &Url, path: &str) -> Channel {
+        let base = format!("{home}{path}/feed");
+        Channel { id: base.clone(), title, home: home.clone(), base, hub: None }
+    }
+
+    /// This feed's own URL in `format`.
+    pub fn url(&self, format: Format) -> String {
+        format!("{}.{}", self.base, format.extension())
+    }
 }
 
 /// One entry, ready to render.
@@ -30,8 +108,11 @@ pub struct EntryView {
     pub author: Option<String>,
     pub categories: Vec<String>,
     pub summary: Option<String>,
+    /// The body, with the "Also reported by" line appended when other sources carried the story.
     pub content_html: Option<String>,
     pub source: SourceView,
+    /// The same story from other sources.
+    pub related: Vec<RelatedView>,
 }
 
 /// Where an entry came from.
@@ -42,31 +123,119 @@ pub struct SourceView {
     pub feed_url: String,
 }
 
+/// Another source's report of the same story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelatedView {
+    pub source_title: String,
+    pub link: Option<String>,
+}
+
 impl EntryView {
     pub fn new(item: StoredItem, public_url: &Url) -> EntryView {
         let time = |t: i64| DateTime::from_timestamp(t, 0);
         let published = item.published.and_then(time);
         let first_seen = time(item.first_seen).unwrap_or_else(Utc::now);
+        let related: Vec<RelatedView> = item
+            .related
+            .into_iter()
+            .map(|r| RelatedView { source_title: r.source_title, link: r.link })
+            .collect();
+        let content_html = item.content_html.map(|html| match also_reported_by(&related) {
+            Some(line) => format!("{html}{line}"),
+            None => html,
+        });
         EntryView {
             id: format!("{}items/{}", public_url, item.id),
             title: if item.title.is_empty() { "(untitled)".into() } else { item.title },
             link: item.link,
             published,
-            updated: item.updated.and_then(time).or(published).unwrap_or(first_seen),
+            updated: item
+                .changed_at
+                .and_then(time)
+                .max(item.updated.and_then(time))
+                .or(published)
+                .unwrap_or(first_seen),
             author: item.author,
             categories: item.categories,
             summary: item.summary,
-            content_html: item.content_html,
+            content_html,
             source: SourceView {
                 title: item.source_title.unwrap_or_else(|| item.source_name.clone()),
                 name: item.source_name,
                 feed_url: item.source_url,
             },
+            related,
         }
     }
+}
+
+/// `<p>Also reported by: <a href=…>UNN</a>, Ukrinform</p>`, or nothing without related reports.
+fn also_reported_by(related: &[RelatedView]) -> Option<String> {
+    if related.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = related
+        .iter()
+        .map(|r| match &r.link {
+            Some(link) => format!("<a href=\"{}\">{}</a>", atom::escape(link), atom::escape(&r.source_title)),
+            None => atom::escape(&r.source_title),
+        })
+        .collect();
+    Some(format!("<p>Also reported by: {}</p>", names.join(", ")))
 }
 
 /// RFC 3339 in UTC with a `Z`, as Atom and JSON Feed want it.
 pub fn rfc3339(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The newest `updated` time of the entries (now for an empty feed).
+pub fn feed_updated(entries: &[EntryView]) -> DateTime<Utc> {
+    entries.iter().map(|e| e.updated).max().unwrap_or_else(Utc::now)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An entry with markup-sensitive text in every field, for the format tests.
+    pub fn entry() -> EntryView {
+        EntryView {
+            id: "http://127.0.0.1:8080/items/1".into(),
+            title: "Tom & Jerry <3".into(),
+            link: Some("https://e.com/a?x=1&y=2".into()),
+            published: DateTime::from_timestamp(1_751_440_000, 0),
+            updated: DateTime::from_timestamp(1_751_440_000, 0).unwrap(),
+            author: None,
+            categories: vec!["World".into()],
+            summary: Some("Lead\u{0}.".into()),
+            content_html: Some("<p>Body</p>".into()),
+            source: SourceView {
+                name: "e".into(),
+                title: "E News".into(),
+                feed_url: "https://e.com/rss".into(),
+            },
+            related: vec![RelatedView {
+                source_title: "Other & Co".into(),
+                link: Some("https://o.com/1".into()),
+            }],
+        }
+    }
+
+    pub fn channel() -> Channel {
+        Channel::merged("feedmill", &Url::parse("http://127.0.0.1:8080/").unwrap())
+    }
+
+    #[test]
+    fn also_reported_by_names_each_source() {
+        let related = vec![
+            RelatedView { source_title: "UNN".into(), link: Some("https://unn.ua/a?x=1&y=2".into()) },
+            RelatedView { source_title: "Blog <b>".into(), link: None },
+        ];
+        assert_eq!(
+            also_reported_by(&related).unwrap(),
+            "<p>Also reported by: <a href=\"https://unn.ua/a?x=1&amp;y=2\">UNN</a>, Blog &lt;b&gt;</p>"
+        );
+        assert_eq!(also_reported_by(&[]), None);
+    }
 }

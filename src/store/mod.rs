@@ -11,18 +11,22 @@
 mod queries;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 use tokio::sync::oneshot;
 
-pub use queries::{Candidate, CommitCounts, PollState, PollSuccess, SourceRow, StoredItem};
+pub use queries::{
+    Candidate, CommitCounts, FeedScope, PollState, PollSuccess, Related, SourceRow, StoredItem,
+};
 
 /// The migrations, in order. Add new files at the end; never edit one that has shipped.
 const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0001_initial.sql")),
     M::up(include_str!("../../migrations/0002_poll_pacing.sql")),
+    M::up(include_str!("../../migrations/0003_dedup.sql")),
 ];
 
 /// A store operation that failed.
@@ -54,11 +58,30 @@ const MAX_READERS: usize = 4;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
+/// How the store merges near-duplicates (from `[dedup]`).
+#[derive(Debug, Clone, Copy)]
+pub struct DedupParams {
+    /// Seconds back a new item is compared with stored ones.
+    pub window_secs: i64,
+    /// Jaccard similarity from which two bodies are one story.
+    pub threshold: f64,
+}
+
+impl Default for DedupParams {
+    fn default() -> Self {
+        DedupParams { window_secs: 72 * 3600, threshold: 0.5 }
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<WriteJob>,
     readers: Arc<ReadPool>,
+    dedup: DedupParams,
+    /// Bumped after every commit that added or changed published items, so rendered feeds
+    /// know when they are stale.
+    changes: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -81,7 +104,22 @@ impl Store {
             .name("feedmill-writer".into())
             .spawn(move || write_loop(&write_conn, &jobs))
             .map_err(|e| StoreError::CreateDir { path: path.to_owned(), source: e })?;
-        Ok(Store { writer, readers })
+        Ok(Store { writer, readers, dedup: DedupParams::default(), changes: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// The same store, merging near-duplicates with `params`.
+    pub fn with_dedup(mut self, params: DedupParams) -> Store {
+        self.dedup = params;
+        self
+    }
+
+    /// A number that changes whenever published items change.
+    pub fn generation(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    fn items_changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Runs `f` on the writer thread, in its own savepoint, and returns its result once committed.

@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Store, StoreError};
+use super::{DedupParams, Store, StoreError};
 use crate::config::Source;
+use crate::dedup::near;
 use crate::fetch::Validators;
 
 /// An item a poll wants stored: new to this source (by GUID).
@@ -23,6 +24,10 @@ pub struct Candidate {
     pub content_html: Option<String>,
     pub content_text: Option<String>,
     pub extracted_by: String,
+    pub language: Option<String>,
+    /// Hash of what the feed said about the item (title, text): when it changes for a known
+    /// GUID, the item was updated.
+    pub feed_hash: String,
 }
 
 /// The result of a successful poll, committed together with its candidates.
@@ -76,10 +81,26 @@ impl PollState {
 /// What a commit did with the candidates.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CommitCounts {
-    /// Stored as new items.
+    /// Stored as new published items.
     pub new: usize,
     /// Already stored (same GUID from this source, or same canonical link from any source).
     pub duplicate: usize,
+    /// Stored, but merged into another source's report of the same story (same body, or a
+    /// near-duplicate).
+    pub merged: usize,
+    /// Known items whose title or body changed.
+    pub updated: usize,
+}
+
+/// Which items a feed shows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FeedScope {
+    /// Every story once: the published item of each cluster.
+    All,
+    /// Everything one source delivered (by source name), merged or not.
+    Source(String),
+    /// Stories carrying this tag, exactly.
+    Tag(String),
 }
 
 /// A source with its poll state.
@@ -111,9 +132,20 @@ pub struct StoredItem {
     pub categories: Vec<String>,
     pub summary: Option<String>,
     pub content_html: Option<String>,
+    /// When the source last changed it, if ever.
+    pub changed_at: Option<i64>,
     pub source_name: String,
     pub source_title: Option<String>,
     pub source_url: String,
+    /// Other sources' reports of the same story.
+    pub related: Vec<Related>,
+}
+
+/// Another source's report of a story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    pub source_title: String,
+    pub link: Option<String>,
 }
 
 fn now() -> i64 {
@@ -124,16 +156,16 @@ impl Store {
     /// Makes sure every configured source has a row (updating its URL) and returns name → id.
     /// Sources no longer configured keep their rows and items.
     pub async fn sync_sources(&self, sources: &[Source]) -> Result<HashMap<String, i64>, StoreError> {
-        let sources: Vec<(String, String)> =
-            sources.iter().map(|s| (s.name.clone(), s.url.to_string())).collect();
+        let sources: Vec<(String, String, i64)> =
+            sources.iter().map(|s| (s.name.clone(), s.url.to_string(), s.priority)).collect();
         self.write(move |conn| {
             let mut ids = HashMap::new();
-            for (name, url) in sources {
+            for (name, url, priority) in sources {
                 let id: i64 = conn.query_row(
-                    "INSERT INTO sources (name, url) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET url = excluded.url
+                    "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name) DO UPDATE SET url = excluded.url, priority = excluded.priority
                      RETURNING id",
-                    params![name, url],
+                    params![name, url, priority],
                     |row| row.get(0),
                 )?;
                 ids.insert(name, id);
@@ -169,21 +201,23 @@ impl Store {
         .await
     }
 
-    /// Which of these GUIDs this source has already delivered, and which canonical links any
-    /// source has.
+    /// Which of these GUIDs this source has already delivered (with the feed hash last seen for
+    /// each), and which canonical links any source has.
     pub async fn known(
         &self,
         source_id: i64,
         guids: Vec<String>,
         links: Vec<String>,
-    ) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
+    ) -> Result<(HashMap<String, Option<String>>, HashSet<String>), StoreError> {
         self.read(move |conn| {
             let mut guid_query =
-                conn.prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
-            let mut known_guids = HashSet::new();
+                conn.prepare_cached("SELECT feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
+            let mut known_guids = HashMap::new();
             for guid in guids {
-                if guid_query.exists(params![source_id, guid])? {
-                    known_guids.insert(guid);
+                let hash: Option<Option<String>> =
+                    guid_query.query_row(params![source_id, guid], |row| row.get(0)).optional()?;
+                if let Some(hash) = hash {
+                    known_guids.insert(guid, hash);
                 }
             }
             let mut link_query = conn.prepare_cached("SELECT 1 FROM items WHERE canonical_link = ?1")?;
@@ -205,21 +239,24 @@ impl Store {
         candidates: Vec<Candidate>,
         success: PollSuccess,
     ) -> Result<CommitCounts, StoreError> {
-        self.write(move |conn| {
-            let mut counts = CommitCounts::default();
-            for candidate in &candidates {
-                if insert_candidate(conn, source_id, candidate)? {
-                    counts.new += 1;
-                } else {
-                    counts.duplicate += 1;
+        let dedup = self.dedup;
+        let counts = self
+            .write(move |conn| {
+                let mut counts = CommitCounts::default();
+                for candidate in &candidates {
+                    match store_candidate(conn, source_id, candidate, &dedup)? {
+                        Outcome::New => counts.new += 1,
+                        Outcome::Duplicate => counts.duplicate += 1,
+                        Outcome::Merged => counts.merged += 1,
+                        Outcome::Updated => counts.updated += 1,
+                    }
                 }
-            }
-            let (etag, last_modified, body_hash) = match &success.validators {
-                Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
-                None => (None, None, None),
-            };
-            conn.prepare_cached(
-                "UPDATE sources SET
+                let (etag, last_modified, body_hash) = match &success.validators {
+                    Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
+                    None => (None, None, None),
+                };
+                conn.prepare_cached(
+                    "UPDATE sources SET
                     title = COALESCE(?2, title),
                     etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
                     last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
@@ -227,27 +264,31 @@ impl Store {
                     last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
                     last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9
                  WHERE id = ?1",
-            )?
-            .execute(params![
-                source_id,
-                success.feed_title,
-                etag,
-                last_modified,
-                body_hash,
-                now(),
-                success.status,
-                success.next_poll_at,
-                success.not_before
-            ])?;
-            if let Some((from, to)) = &success.moved {
-                conn.execute(
-                    "UPDATE sources SET moved_from = ?2, moved_to = ?3 WHERE id = ?1",
-                    params![source_id, from, to],
-                )?;
-            }
-            Ok(counts)
-        })
-        .await
+                )?
+                .execute(params![
+                    source_id,
+                    success.feed_title,
+                    etag,
+                    last_modified,
+                    body_hash,
+                    now(),
+                    success.status,
+                    success.next_poll_at,
+                    success.not_before
+                ])?;
+                if let Some((from, to)) = &success.moved {
+                    conn.execute(
+                        "UPDATE sources SET moved_from = ?2, moved_to = ?3 WHERE id = ?1",
+                        params![source_id, from, to],
+                    )?;
+                }
+                Ok(counts)
+            })
+            .await?;
+        if counts.new + counts.merged + counts.updated > 0 {
+            self.items_changed();
+        }
+        Ok(counts)
     }
 
     /// Records a failed poll and when to try again; stored items are untouched.
@@ -270,17 +311,43 @@ impl Store {
         .await
     }
 
-    /// The newest items across all sources, newest first.
-    pub async fn latest_items(&self, limit: usize) -> Result<Vec<StoredItem>, StoreError> {
+    /// The newest items of a feed, newest first, with the other reports of each story; `None`
+    /// when the scope names a source that does not exist.
+    pub async fn entries(
+        &self,
+        scope: FeedScope,
+        limit: usize,
+    ) -> Result<Option<Vec<StoredItem>>, StoreError> {
         self.read(move |conn| {
-            let mut query = conn.prepare_cached(
-                "SELECT i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
-                        i.categories, i.summary, i.content_html, s.name, s.title, s.url
-                 FROM items i JOIN sources s ON s.id = i.source_id
-                 ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC
-                 LIMIT ?1",
-            )?;
-            let rows = query.query_map([limit as i64], |row| {
+            const COLUMNS: &str = "i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
+                i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url
+                FROM items i JOIN sources s ON s.id = i.source_id";
+            const NEWEST: &str = "ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
+            let (sql, key) = match &scope {
+                FeedScope::All => (format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND ?1 IS NULL {NEWEST}"), None),
+                FeedScope::Source(name) => {
+                    let id: Option<i64> = conn
+                        .prepare_cached("SELECT id FROM sources WHERE name = ?1")?
+                        .query_row([name], |row| row.get(0))
+                        .optional()?;
+                    let Some(id) = id else { return Ok(None) };
+                    (
+                        format!(
+                            "SELECT {COLUMNS} WHERE i.id IN (SELECT item_id FROM item_guids WHERE source_id = ?1) {NEWEST}"
+                        ),
+                        Some(rusqlite::types::Value::Integer(id)),
+                    )
+                }
+                FeedScope::Tag(tag) => (
+                    format!(
+                        "SELECT {COLUMNS} WHERE i.duplicate_of IS NULL
+                         AND i.id IN (SELECT item_id FROM item_tags WHERE tag = ?1) {NEWEST}"
+                    ),
+                    Some(rusqlite::types::Value::Text(tag.clone())),
+                ),
+            };
+            let mut query = conn.prepare_cached(&sql)?;
+            let rows = query.query_map(params![key, limit as i64], |row| {
                 Ok((
                     StoredItem {
                         id: row.get(0)?,
@@ -293,9 +360,11 @@ impl Store {
                         categories: Vec::new(),
                         summary: row.get(8)?,
                         content_html: row.get(9)?,
-                        source_name: row.get(10)?,
-                        source_title: row.get(11)?,
-                        source_url: row.get(12)?,
+                        changed_at: row.get(10)?,
+                        source_name: row.get(11)?,
+                        source_title: row.get(12)?,
+                        source_url: row.get(13)?,
+                        related: Vec::new(),
                     },
                     row.get::<_, String>(7)?,
                 ))
@@ -304,9 +373,10 @@ impl Store {
             for row in rows {
                 let (mut item, categories) = row?;
                 item.categories = serde_json::from_str(&categories)?;
+                item.related = related(conn, item.id)?;
                 items.push(item);
             }
-            Ok(items)
+            Ok(Some(items))
         })
         .await
     }
@@ -341,55 +411,239 @@ impl Store {
     }
 }
 
-/// Inserts one candidate; `false` when it was already stored (then only its GUID is recorded).
-fn insert_candidate(conn: &Connection, source_id: i64, c: &Candidate) -> Result<bool, StoreError> {
-    let known_guid = conn
-        .prepare_cached("SELECT 1 FROM item_guids WHERE source_id = ?1 AND guid = ?2")?
-        .exists(params![source_id, c.guid])?;
-    if known_guid {
-        return Ok(false);
+/// What happened to one candidate.
+enum Outcome {
+    New,
+    Duplicate,
+    Merged,
+    Updated,
+}
+
+/// Stores one candidate through the deduplication layers: this source's GUID (an update when
+/// the feed's text for it changed), the canonical link, the exact body fingerprint, then
+/// near-duplicates within the window. A merged item keeps its own row (its source and link
+/// are named in the published entry) with `duplicate_of` pointing at its cluster's entry.
+fn store_candidate(
+    conn: &Connection,
+    source_id: i64,
+    c: &Candidate,
+    dedup: &DedupParams,
+) -> Result<Outcome, StoreError> {
+    let known: Option<(i64, Option<String>)> = conn
+        .prepare_cached("SELECT item_id, feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?
+        .query_row(params![source_id, c.guid], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    if let Some((item_id, feed_hash)) = known {
+        if feed_hash.as_deref() == Some(c.feed_hash.as_str()) {
+            return Ok(Outcome::Duplicate);
+        }
+        conn.prepare_cached("UPDATE item_guids SET feed_hash = ?3 WHERE source_id = ?1 AND guid = ?2")?
+            .execute(params![source_id, c.guid, c.feed_hash])?;
+        // Only the source that owns the item may change it; a GUID that was merged into another
+        // source's item just remembers the new text.
+        let owner: i64 =
+            conn.query_row("SELECT source_id FROM items WHERE id = ?1", [item_id], |r| r.get(0))?;
+        if owner != source_id || feed_hash.is_none() {
+            return Ok(Outcome::Duplicate);
+        }
+        update_item(conn, item_id, c)?;
+        return Ok(Outcome::Updated);
     }
-    let existing: Option<i64> = match &c.canonical_link {
+    let same_link: Option<i64> = match &c.canonical_link {
         Some(link) => conn
             .prepare_cached("SELECT id FROM items WHERE canonical_link = ?1")?
             .query_row([link], |row| row.get(0))
             .optional()?,
         None => None,
     };
-    let (item_id, is_new) = match existing {
-        Some(id) => (id, false),
-        None => {
-            let id = conn
-                .prepare_cached(
-                    "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
-                        categories, summary, content_html, content_text, extracted_by, first_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                     RETURNING id",
-                )?
-                .query_row(
-                    params![
-                        source_id,
-                        c.canonical_link,
-                        c.link,
-                        c.title,
-                        c.author,
-                        c.published,
-                        c.updated,
-                        serde_json::to_string(&c.categories)?,
-                        c.summary,
-                        c.content_html,
-                        c.content_text,
-                        c.extracted_by,
-                        now()
-                    ],
-                    |row| row.get(0),
-                )?;
-            (id, true)
-        }
+    if let Some(item_id) = same_link {
+        remember_guid(conn, source_id, c, item_id)?;
+        return Ok(Outcome::Duplicate);
+    }
+    let text = c.content_text.as_deref().unwrap_or_default();
+    let fingerprint = near::fingerprint(text);
+    let shingles = near::shingles(text);
+    let bands = near::band_keys(&shingles);
+    let since = now() - dedup.window_secs;
+    let same_body: Option<i64> = match &fingerprint {
+        Some(fp) if bands.is_some() => conn
+            .prepare_cached("SELECT COALESCE(duplicate_of, id) FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 LIMIT 1")?
+            .query_row(params![fp, since], |row| row.get(0))
+            .optional()?,
+        _ => None,
     };
-    conn.prepare_cached("INSERT INTO item_guids (source_id, guid, item_id) VALUES (?1, ?2, ?3)")?
-        .execute(params![source_id, c.guid, item_id])?;
-    Ok(is_new)
+    let cluster = match (same_body, &bands) {
+        (Some(entry), _) => Some(entry),
+        (None, Some(keys)) => nearest(conn, keys, &shingles, since, dedup.threshold)?,
+        (None, None) => None,
+    };
+    let item_id = insert_item(conn, source_id, c, fingerprint.as_deref(), cluster)?;
+    if let Some(keys) = &bands {
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO near_dup_bands (band_key, item_id) VALUES (?1, ?2)")?;
+        for key in keys {
+            insert.execute(params![key, item_id])?;
+        }
+    }
+    remember_guid(conn, source_id, c, item_id)?;
+    let Some(entry) = cluster else { return Ok(Outcome::New) };
+    // A source with a higher priority takes over the cluster's published entry.
+    let (entry_priority, own_priority): (i64, i64) = conn.query_row(
+        "SELECT (SELECT priority FROM sources WHERE id = i.source_id), (SELECT priority FROM sources WHERE id = ?2)
+         FROM items i WHERE i.id = ?1",
+        params![entry, source_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    if own_priority > entry_priority {
+        conn.execute(
+            "UPDATE items SET duplicate_of = ?1 WHERE id = ?2 OR duplicate_of = ?2",
+            params![item_id, entry],
+        )?;
+        conn.execute("UPDATE items SET duplicate_of = NULL WHERE id = ?1", [item_id])?;
+        return Ok(Outcome::New);
+    }
+    Ok(Outcome::Merged)
+}
+
+/// The published entry of the most similar stored item (at least `threshold`) among those that
+/// share an LSH band with the new body, first seen since `since`.
+fn nearest(
+    conn: &Connection,
+    keys: &[i64; near::BANDS],
+    shingles: &HashSet<u64>,
+    since: i64,
+    threshold: f64,
+) -> Result<Option<i64>, StoreError> {
+    let mut candidates = conn.prepare_cached(
+        "SELECT DISTINCT i.id, COALESCE(i.duplicate_of, i.id), i.content_text
+         FROM near_dup_bands b JOIN items i ON i.id = b.item_id
+         WHERE b.band_key IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+           AND i.first_seen >= ?21",
+    )?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = keys.iter().map(|k| k as &dyn rusqlite::ToSql).collect();
+    values.push(&since);
+    let rows = candidates
+        .query_map(values.as_slice(), |row| Ok((row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?)))?;
+    let mut best: Option<(f64, i64)> = None;
+    for row in rows {
+        let (entry, text) = row?;
+        let score = near::similarity(shingles, &near::shingles(text.as_deref().unwrap_or_default()));
+        if score >= threshold && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, entry));
+        }
+    }
+    Ok(best.map(|(_, entry)| entry))
+}
+
+fn insert_item(
+    conn: &Connection,
+    source_id: i64,
+    c: &Candidate,
+    fingerprint: Option<&str>,
+    duplicate_of: Option<i64>,
+) -> Result<i64, StoreError> {
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
+                categories, summary, content_html, content_text, extracted_by, first_seen,
+                fingerprint, duplicate_of, language)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                source_id,
+                c.canonical_link,
+                c.link,
+                c.title,
+                c.author,
+                c.published,
+                c.updated,
+                serde_json::to_string(&c.categories)?,
+                c.summary,
+                c.content_html,
+                c.content_text,
+                c.extracted_by,
+                now(),
+                fingerprint,
+                duplicate_of,
+                c.language,
+            ],
+            |row| row.get(0),
+        )?;
+    insert_tags(conn, id, &c.categories)?;
+    Ok(id)
+}
+
+fn insert_tags(conn: &Connection, item_id: i64, tags: &[String]) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?1, ?2)")?;
+    for tag in tags {
+        insert.execute(params![tag, item_id])?;
+    }
+    Ok(())
+}
+
+/// A known item's new title, body and metadata; its fingerprint and bands follow the new body.
+fn update_item(conn: &Connection, item_id: i64, c: &Candidate) -> Result<(), StoreError> {
+    let text = c.content_text.as_deref().unwrap_or_default();
+    conn.prepare_cached(
+        "UPDATE items SET title = ?2, author = COALESCE(?3, author), updated = COALESCE(?4, updated),
+            categories = ?5, summary = ?6, content_html = COALESCE(?7, content_html),
+            content_text = COALESCE(?8, content_text), extracted_by = ?9, changed_at = ?10,
+            fingerprint = COALESCE(?11, fingerprint)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        item_id,
+        c.title,
+        c.author,
+        c.updated,
+        serde_json::to_string(&c.categories)?,
+        c.summary,
+        c.content_html,
+        c.content_text,
+        c.extracted_by,
+        now(),
+        near::fingerprint(text),
+    ])?;
+    conn.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?.execute([item_id])?;
+    insert_tags(conn, item_id, &c.categories)?;
+    if let Some(keys) = near::band_keys(&near::shingles(text)) {
+        conn.prepare_cached("DELETE FROM near_dup_bands WHERE item_id = ?1")?.execute([item_id])?;
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO near_dup_bands (band_key, item_id) VALUES (?1, ?2)")?;
+        for key in keys {
+            insert.execute(params![key, item_id])?;
+        }
+    }
+    Ok(())
+}
+
+fn remember_guid(conn: &Connection, source_id: i64, c: &Candidate, item_id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO item_guids (source_id, guid, item_id, feed_hash) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![source_id, c.guid, item_id, c.feed_hash])?;
+    Ok(())
+}
+
+/// The other sources' reports merged into an entry: one per source, first seen first.
+fn related(conn: &Connection, entry: i64) -> Result<Vec<Related>, StoreError> {
+    let mut query = conn.prepare_cached(
+        "SELECT COALESCE(s.title, s.name), i.link FROM items i JOIN sources s ON s.id = i.source_id
+         WHERE i.duplicate_of = ?1 AND i.source_id != (SELECT source_id FROM items WHERE id = ?1)
+         ORDER BY i.first_seen, i.id",
+    )?;
+    let rows =
+        query.query_map([entry], |row| Ok(Related { source_title: row.get(0)?, link: row.get(1)? }))?;
+    let mut related: Vec<Related> = Vec::new();
+    for row in rows {
+        let row = row?;
+        if !related.iter().any(|r| r.source_title == row.source_title) {
+            related.push(row);
+        }
+    }
+    Ok(related)
 }
 
 #[cfg(test)]
@@ -404,6 +658,7 @@ mod tests {
             schedule: Schedule::Every(std::time::Duration::from_secs(60)),
             full_text: false,
             tags: vec![],
+            priority: 0,
         }
     }
 
@@ -421,6 +676,8 @@ mod tests {
             content_html: Some("<p>x</p>".into()),
             content_text: Some("x".into()),
             extracted_by: "feed".into(),
+            language: None,
+            feed_hash: format!("h-{guid}"),
         }
     }
 
@@ -441,11 +698,11 @@ mod tests {
             candidate("2", "https://e.com/2", 20),
         ];
         let counts = store.commit_poll(ids["a"], first, ok.clone()).await.unwrap();
-        assert_eq!(counts, CommitCounts { new: 2, duplicate: 1 });
+        assert_eq!(counts, CommitCounts { new: 2, duplicate: 1, ..Default::default() });
         // Another source announcing the same link: one item, and its GUID is remembered.
         let counts =
             store.commit_poll(ids["b"], vec![candidate("b-9", "https://e.com/2", 20)], ok).await.unwrap();
-        assert_eq!(counts, CommitCounts { new: 0, duplicate: 1 });
+        assert_eq!(counts, CommitCounts { new: 0, duplicate: 1, ..Default::default() });
         let (guids, links) = store
             .known(
                 ids["b"],
@@ -454,12 +711,88 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(guids, HashSet::from(["b-9".to_owned()]));
+        assert_eq!(guids, HashMap::from([("b-9".to_owned(), Some("h-b-9".to_owned()))]));
         assert_eq!(links, HashSet::from(["https://e.com/1".to_owned()]));
-        let items = store.latest_items(10).await.unwrap();
+        let items = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
         assert_eq!(items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), vec!["title 2", "title 1"]);
         assert_eq!(items[0].categories, vec!["World"]);
-        assert_eq!(store.latest_items(1).await.unwrap().len(), 1);
+        assert_eq!(store.entries(FeedScope::All, 1).await.unwrap().unwrap().len(), 1);
+    }
+
+    const STORY: &str = "Russian forces attacked the Kharkiv region overnight with drones and missiles, \
+        damaging a power substation and several residential buildings, the regional governor said on \
+        Tuesday. Three people were injured, including a child, and emergency crews worked through the \
+        night to restore electricity to about twelve thousand households.";
+    const OTHER: &str = "The city council approved the budget for next year on Tuesday, raising spending on \
+        schools and hospitals while cutting the cost of public transport for pensioners and students \
+        alike, the mayor said after a long session that ran late into the evening.";
+
+    fn story(guid: &str, link: &str, text: &str) -> Candidate {
+        Candidate { content_text: Some(text.into()), ..candidate(guid, link, 10) }
+    }
+
+    #[tokio::test]
+    async fn same_and_near_duplicate_bodies_form_one_entry_naming_the_others() {
+        let (_dir, store, ids) = store().await;
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        let c = store
+            .commit_poll(ids["a"], vec![story("1", "https://a.example/1", STORY)], ok.clone())
+            .await
+            .unwrap();
+        assert_eq!(c.new, 1);
+        // The same words with other markup and case from b: merged; an edited copy with an
+        // added sentence from a third source: merged; a different story: a new entry.
+        let shouted = STORY.to_uppercase();
+        let edited = format!("Kyiv • UNN. {STORY} Air defence shot down most of the drones.");
+        let b = vec![story("b1", "https://b.example/x", &shouted), story("b2", "https://b.example/y", OTHER)];
+        let c = store.commit_poll(ids["b"], b, ok.clone()).await.unwrap();
+        assert_eq!((c.new, c.merged), (1, 1));
+        let ids_c = store.sync_sources(&[Source { priority: 5, ..source("c") }]).await.unwrap();
+        // c has a higher priority: its report becomes the published entry of the cluster.
+        let c = store
+            .commit_poll(ids_c["c"], vec![story("c1", "https://c.example/z", &edited)], ok)
+            .await
+            .unwrap();
+        assert_eq!((c.new, c.merged), (1, 0));
+        let entries = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
+        assert_eq!(entries.len(), 2, "one entry per story");
+        let cluster = entries.iter().find(|e| e.source_name == "c").expect("c heads the cluster");
+        let named: Vec<&str> = cluster.related.iter().map(|r| r.source_title.as_str()).collect();
+        assert_eq!(named, vec!["a", "b"]);
+        assert_eq!(cluster.related[0].link.as_deref(), Some("https://a.example/1"));
+        // Per-source feeds still list everything the source delivered.
+        let b_items = store.entries(FeedScope::Source("b".into()), 10).await.unwrap().unwrap();
+        assert_eq!(b_items.len(), 2);
+        assert_eq!(store.entries(FeedScope::Source("nope".into()), 10).await.unwrap().map(|v| v.len()), None);
+        assert_eq!(store.entries(FeedScope::Tag("World".into()), 10).await.unwrap().unwrap().len(), 2);
+        assert_eq!(store.entries(FeedScope::Tag("world".into()), 10).await.unwrap().unwrap().len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_changed_item_updates_its_entry() {
+        let (_dir, store, ids) = store().await;
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        store
+            .commit_poll(ids["a"], vec![story("1", "https://a.example/1", STORY)], ok.clone())
+            .await
+            .unwrap();
+        let generation = store.generation();
+        let same = store
+            .commit_poll(ids["a"], vec![story("1", "https://a.example/1", STORY)], ok.clone())
+            .await
+            .unwrap();
+        assert_eq!(same.duplicate, 1);
+        assert_eq!(store.generation(), generation, "nothing changed");
+        let mut changed = story("1", "https://a.example/1", OTHER);
+        changed.title = "Corrected title".into();
+        changed.feed_hash = "h-changed".into();
+        let c = store.commit_poll(ids["a"], vec![changed], ok).await.unwrap();
+        assert_eq!((c.new, c.updated), (0, 1));
+        assert!(store.generation() > generation);
+        let entries = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
+        assert_eq!(entries.len(), 1, "never a second entry");
+        assert_eq!(entries[0].title, "Corrected title");
+        assert!(entries[0].changed_at.is_some());
     }
 
     #[tokio::test]
@@ -501,7 +834,7 @@ mod tests {
             store.flush().await.unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.latest_items(10).await.unwrap().len(), 1);
+        assert_eq!(store.entries(FeedScope::All, 10).await.unwrap().unwrap().len(), 1);
         let journal: String =
             store.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
         assert_eq!(journal, "wal");
