@@ -3,7 +3,7 @@
 //! Feeds: `/feed.{atom,rss,json}` (every story once), `/sources/{name}/feed.{atom,rss,json}`
 //! (one source's items) and `/tags/{tag}/feed.{atom,rss,json}` (stories with that tag), each the
 //! newest `max_items`. Rendered bytes are cached per feed and format, with their gzip and brotli
-//! forms, until the store's items change; every response carries a strong ETag, Last-Modified
+//! forms, until the store's items change (or for at most ten seconds); every response carries a strong ETag, Last-Modified
 //! and Cache-Control, and matching validators get a `304`. `GET /healthz` answers 200 with the
 //! version and the number of configured sources.
 
@@ -29,6 +29,9 @@ use crate::store::{FeedScope, Store};
 const CACHE_CONTROL: &str = "public, max-age=60";
 /// Most rendered feeds kept; beyond it the cache starts over (tag URLs are unbounded).
 const MAX_CACHED: usize = 256;
+/// A rendered feed is checked against the store again after this long even when this process
+/// wrote nothing (a `feedmill poll` run beside the daemon writes to the same database).
+const MAX_RENDER_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the handlers need.
 pub struct AppState {
@@ -58,6 +61,7 @@ impl AppState {
 /// One rendered feed: the bytes, their validators, and compressed forms made on first demand.
 struct Rendered {
     generation: u64,
+    rendered_at: std::time::Instant,
     body: Bytes,
     etag: String,
     last_modified: DateTime<Utc>,
@@ -154,7 +158,9 @@ async fn rendered(
     let generation = state.store.generation();
     let key = (scope.clone(), format);
     let cached = state.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-    if let Some(cached) = cached.as_ref().filter(|c| c.generation == generation) {
+    if let Some(cached) =
+        cached.as_ref().filter(|c| c.generation == generation && c.rendered_at.elapsed() < MAX_RENDER_AGE)
+    {
         return Ok(Some(Arc::clone(cached)));
     }
     let Some(items) = state.store.entries(scope.clone(), state.max_items).await? else { return Ok(None) };
@@ -175,6 +181,7 @@ async fn rendered(
     };
     let rendered = Arc::new(Rendered {
         generation,
+        rendered_at: std::time::Instant::now(),
         body: Bytes::from(body),
         etag,
         last_modified,
@@ -295,6 +302,7 @@ mod tests {
         assert_eq!(preferred_encoding(&headers(&[(header::ACCEPT_ENCODING, "identity")])), None);
         let rendered = Rendered {
             generation: 0,
+            rendered_at: std::time::Instant::now(),
             body: Bytes::from_static(b"x"),
             etag: "\"abc\"".into(),
             last_modified: DateTime::from_timestamp(1_000_000, 0).unwrap(),

@@ -1,0 +1,362 @@
+//! The merged feeds end to end: the real binary polls two sources that carry the same story,
+//! then serves Atom, RSS and JSON Feed — one entry per story, the other source named — with
+//! validators, compression and per-source/per-tag feeds; real clients (xmllint with RFC 4287's
+//! schema, the JSON Feed schema, Python feedparser, newsboat) read them when installed.
+
+mod common;
+
+use std::io::Read;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, shared_dir, validate_atom, Daemon, Fixture, Workspace};
+
+const STORY: &str = "Russian forces attacked the Kharkiv region overnight with drones and missiles, damaging a \
+    power substation and several residential buildings, the regional governor said on Tuesday. Three people were \
+    injured, including a child, and emergency crews worked through the night to restore electricity to about \
+    twelve thousand households.";
+const REWRITE: &str = "KHARKIV, Nov 25. Three people were hurt in an overnight strike. Russian forces attacked the \
+    Kharkiv region overnight with drones and missiles, damaging a power substation and several residential \
+    buildings, the regional governor said on Tuesday. Three people were injured, including a child, and emergency \
+    crews worked through the night to restore electricity to about twelve thousand households.";
+const SAME_TOPIC: &str = "Ukraine's energy company said on Wednesday it had finished repairs at a Kharkiv \
+    substation hit last week, and power was back for most customers in the city, while engineers were still \
+    working on lines to villages north of the city near the border, where shelling continued.";
+const NEW_STORY: &str = "Parliament passed a law on Thursday that lets schools in frontline communities move \
+    classes underground, with funding for shelters coming from the state budget and local councils, and teachers \
+    receiving extra pay for lessons held in the shelters during air-raid alerts.";
+const UKRAINIAN: &str = "Кабінет Міністрів затвердив нову програму підтримки малого бізнесу в прифронтових \
+    громадах, повідомив прем'єр-міністр у середу. Підприємці зможуть отримати гранти на відновлення \
+    виробництва, а також пільгові кредити на закупівлю обладнання та генераторів до кінця року.";
+
+fn item(guid: &str, link: &str, title: &str, tag: &str, body: &str) -> String {
+    format!(
+        "<item><title>{title}</title><link>{link}</link><guid>{guid}</guid><category>{tag}</category>\
+         <pubDate>Tue, 25 Nov 2026 08:00:00 +0000</pubDate><description>{body}</description></item>"
+    )
+}
+
+fn rss(title: &str, items: &[String]) -> Vec<u8> {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel><title>{title}</title>\
+         <link>http://x/</link><description>d</description>{}</channel></rss>",
+        items.concat()
+    )
+    .into_bytes()
+}
+
+struct Got {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A GET with request headers; the body is returned as sent (no automatic decompression).
+fn get(url: &str, headers: &[(&str, &str)]) -> Got {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().no_gzip().no_brotli().build().unwrap();
+        let mut request = client.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        Got { status, headers, body: response.bytes().await.unwrap().to_vec() }
+    })
+}
+
+fn text(got: &Got) -> String {
+    String::from_utf8(got.body.clone()).unwrap()
+}
+
+/// (title, link) of every entry, in order, from a feed of any of the three formats, parsed
+/// crudely but independently of feedmill's renderers.
+fn titles_and_links(body: &str) -> Vec<(String, String)> {
+    if body.trim_start().starts_with('{') {
+        let feed: serde_json::Value = serde_json::from_str(body).unwrap();
+        return feed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["title"].as_str().unwrap().to_owned(), i["url"].as_str().unwrap().to_owned()))
+            .collect();
+    }
+    let (open, close) =
+        if body.contains("<entry>") { ("<entry>", "</entry>") } else { ("<item>", "</item>") };
+    body.split(open)
+        .skip(1)
+        .map(|chunk| {
+            let entry = chunk.split(close).next().unwrap();
+            let title = entry
+                .split("<title")
+                .nth(1)
+                .unwrap()
+                .split_once('>')
+                .unwrap()
+                .1
+                .split("</title>")
+                .next()
+                .unwrap();
+            let link = if open == "<entry>" {
+                entry
+                    .split("rel=\"alternate\" type=\"text/html\" href=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            } else {
+                entry.split("<link>").nth(1).unwrap().split("</link>").next().unwrap()
+            };
+            (title.replace("&amp;", "&"), link.replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+#[test]
+fn one_entry_per_story_in_every_format_with_validators_and_compression() {
+    let fixture = Fixture::default();
+    let wire_items = vec![
+        item(
+            "w1",
+            "http://wire.example/kharkiv-strike",
+            "Strike on Kharkiv region injures three",
+            "Kharkiv",
+            STORY,
+        ),
+        item(
+            "w2",
+            "http://wire.example/kharkiv-repairs",
+            "Power back in Kharkiv after repairs",
+            "Kharkiv",
+            SAME_TOPIC,
+        ),
+    ];
+    fixture.add("wire.example/rss", 200, "application/rss+xml", rss("Wire", &wire_items));
+    let blog_items = vec![
+        // The wire story again, with a new headline and lead, from another site.
+        item(
+            "b1",
+            "http://blog.example/2026/11/25/drones?utm_source=tg",
+            "Drones hit Kharkiv overnight",
+            "Війна",
+            REWRITE,
+        ),
+        item(
+            "b2",
+            "http://blog.example/2026/11/25/grants",
+            "Гранти для бізнесу в прифронтових громадах",
+            "Економіка",
+            UKRAINIAN,
+        ),
+    ];
+    fixture.add("blog.example/rss", 200, "application/rss+xml", rss("Blog", &blog_items));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\ntitle = \"merged\"\n[fetch]\nproxy = \"{}\"\n\
+         [defaults]\nevery = \"1s\"\nfull_text = false\n\
+         [[sources]]\nname = \"wire\"\nurl = \"http://wire.example/rss\"\n\
+         [[sources]]\nname = \"blog\"\nurl = \"http://blog.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    // One source after the other, so the wire's report is the one seen first.
+    let mut stdout = String::new();
+    for source in ["wire", "blog"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+            .current_dir(work.path(""))
+            .args(["poll", "--source", source, "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    assert!(stdout.contains("wire: HTTP 200, 2 new, 0 duplicate"), "{stdout}");
+    assert!(stdout.contains("blog: HTTP 200, 1 new, 0 duplicate, 1 merged"), "{stdout}");
+
+    let mut daemon = Daemon::start(&config, port);
+    let base = daemon.base.clone();
+    let expected = vec![
+        (
+            "Strike on Kharkiv region injures three".to_owned(),
+            "http://wire.example/kharkiv-strike".to_owned(),
+        ),
+        ("Power back in Kharkiv after repairs".to_owned(), "http://wire.example/kharkiv-repairs".to_owned()),
+        (
+            "Гранти для бізнесу в прифронтових громадах".to_owned(),
+            "http://blog.example/2026/11/25/grants".to_owned(),
+        ),
+    ];
+    let mut bodies = Vec::new();
+    for (path, content_type) in [
+        ("feed.atom", "application/atom+xml; charset=utf-8"),
+        ("feed.rss", "application/rss+xml; charset=utf-8"),
+        ("feed.json", "application/feed+json; charset=utf-8"),
+    ] {
+        let got = get(&format!("{base}/{path}"), &[]);
+        assert_eq!(got.status, 200, "{path}");
+        assert_eq!(got.headers["content-type"], content_type);
+        let body = text(&got);
+        let mut entries = titles_and_links(&body);
+        entries.sort();
+        let mut want = expected.clone();
+        want.sort();
+        assert_eq!(entries, want, "{path}: the same three stories, the copy merged");
+        assert!(body.contains("Also reported by"), "{path} names the other source");
+        assert!(
+            body.contains("http://blog.example/2026/11/25/drones"),
+            "{path} links the other report, tracking parameters gone"
+        );
+        assert!(!body.contains("utm_source"));
+        bodies.push((path, body));
+    }
+    let atom = &bodies[0].1;
+    assert!(atom.contains("<link rel=\"related\" type=\"text/html\" href=\"http://blog.example/2026/11/25/drones\" title=\"Blog\"/>"));
+    assert!(bodies[1].1.contains("<atom:link rel=\"self\" type=\"application/rss+xml\""));
+    validate_atom(atom);
+    validate_json_feed(&bodies[2].1);
+    check_with_feedparser(&base, &expected);
+    check_with_newsboat(&base, &work, &expected);
+
+    // Per-source and per-tag feeds.
+    let blog = text(&get(&format!("{base}/sources/blog/feed.atom"), &[]));
+    assert_eq!(titles_and_links(&blog).len(), 2, "a source's feed lists all it delivered");
+    validate_atom(&blog);
+    assert_eq!(get(&format!("{base}/sources/nope/feed.atom"), &[]).status, 404);
+    assert_eq!(get(&format!("{base}/sources/blog/feed.xml"), &[]).status, 404);
+    let tag = text(&get(
+        &format!("{base}/tags/%D0%95%D0%BA%D0%BE%D0%BD%D0%BE%D0%BC%D1%96%D0%BA%D0%B0/feed.json"),
+        &[],
+    ));
+    assert_eq!(titles_and_links(&tag), vec![expected[2].clone()]);
+    let kharkiv = text(&get(&format!("{base}/tags/Kharkiv/feed.rss"), &[]));
+    assert_eq!(titles_and_links(&kharkiv).len(), 2);
+
+    // Validators: a strong ETag and Last-Modified, 304 for either, Cache-Control.
+    let first = get(&format!("{base}/feed.atom"), &[]);
+    let etag = first.headers["etag"].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong: {etag}");
+    assert!(first.headers["cache-control"].to_str().unwrap().contains("max-age"));
+    let modified = first.headers["last-modified"].to_str().unwrap().to_owned();
+    let not_modified = get(&format!("{base}/feed.atom"), &[("if-none-match", &etag)]);
+    assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+    assert_eq!(get(&format!("{base}/feed.atom"), &[("if-modified-since", &modified)]).status, 304);
+    assert_eq!(get(&format!("{base}/feed.atom"), &[("if-none-match", "\"other\"")]).status, 200);
+
+    // Compression by Accept-Encoding, the same bytes inside.
+    let gzipped = get(&format!("{base}/feed.atom"), &[("accept-encoding", "gzip")]);
+    assert_eq!(gzipped.headers["content-encoding"], "gzip");
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped.body[..]).read_to_end(&mut plain).unwrap();
+    assert_eq!(plain, first.body);
+    assert!(gzipped.body.len() < first.body.len());
+    let brotli = get(&format!("{base}/feed.atom"), &[("accept-encoding", "gzip, br")]);
+    assert_eq!(brotli.headers["content-encoding"], "br");
+    assert_eq!(brotli.headers["etag"].to_str().unwrap(), etag);
+
+    // A new item invalidates the cached feed (the daemon polls every second).
+    let mut more = wire_items.clone();
+    more.insert(0, item("w3", "http://wire.example/new", "A new story arrives", "Kharkiv", NEW_STORY));
+    fixture.add("wire.example/rss", 200, "application/rss+xml", rss("Wire", &more));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = get(&format!("{base}/feed.atom"), &[("if-none-match", &etag)]);
+        if got.status == 200 {
+            assert!(text(&got).contains("A new story arrives"));
+            assert_ne!(got.headers["etag"].to_str().unwrap(), etag);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the feed never changed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
+}
+
+/// Validates against ../shared/tools/jsonfeed-v1.1.schema.json with Python's jsonschema.
+fn validate_json_feed(body: &str) {
+    let Some(schema) =
+        shared_dir().map(|d| d.join("tools/jsonfeed-v1.1.schema.json")).filter(|p| p.is_file())
+    else {
+        eprintln!("skipped: ../shared/tools/jsonfeed-v1.1.schema.json is absent");
+        return;
+    };
+    let script = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\n\
+                  jsonschema.validate(json.load(sys.stdin), schema)\nprint('valid')";
+    let Some(output) = python(script, &[schema.to_str().unwrap()], body) else { return };
+    assert!(output.contains("valid"), "JSON Feed fails its schema: {output}");
+}
+
+/// Python `feedparser` reads Atom and RSS without complaint (bozo 0) and sees every entry.
+fn check_with_feedparser(base: &str, expected: &[(String, String)]) {
+    for path in ["feed.atom", "feed.rss"] {
+        let script = "import sys,json,feedparser\nd=feedparser.parse(sys.argv[1])\n\
+                      print(json.dumps({'bozo': int(d.bozo), 'entries': sorted([e.title, e.link] for e in d.entries)}))";
+        let Some(output) = python(script, &[&format!("{base}/{path}")], "") else { return };
+        let parsed: serde_json::Value =
+            serde_json::from_str(output.trim()).unwrap_or_else(|_| panic!("{output}"));
+        assert_eq!(parsed["bozo"], 0, "{path}: {output}");
+        let mut want: Vec<Vec<String>> = expected.iter().map(|(t, l)| vec![t.clone(), l.clone()]).collect();
+        want.sort();
+        assert_eq!(parsed["entries"], serde_json::json!(want), "{path}");
+    }
+}
+
+/// Runs a Python script; `None` (with a message) when Python or its module is missing.
+fn python(script: &str, args: &[&str], stdin: &str) -> Option<String> {
+    use std::io::Write;
+    let child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: python3 is not installed");
+        return None;
+    };
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("ModuleNotFoundError") {
+        eprintln!("skipped: {}", stderr.lines().last().unwrap_or_default());
+        return None;
+    }
+    assert!(output.status.success(), "python failed: {stderr}");
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// newsboat, headless, subscribes to the Atom and the RSS feed (one cache each: newsboat keeps
+/// one item per GUID, and both formats share their entry ids): every entry lands in its cache.
+fn check_with_newsboat(base: &str, work: &Workspace, expected: &[(String, String)]) {
+    if Command::new("newsboat").arg("--version").output().is_err() {
+        eprintln!("skipped: newsboat is not installed (apt-get install newsboat)");
+        return;
+    }
+    for feed in ["feed.atom", "feed.rss"] {
+        let urls = work.path(&format!("newsboat-{feed}.urls"));
+        std::fs::write(&urls, format!("{base}/{feed}\n")).unwrap();
+        let cache = work.path(&format!("newsboat-{feed}.db"));
+        let output = Command::new("newsboat")
+            .args(["-u", urls.to_str().unwrap(), "-c", cache.to_str().unwrap(), "-x", "reload"])
+            .env("HOME", work.path(""))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "newsboat: {}", String::from_utf8_lossy(&output.stderr));
+        let db = rusqlite::Connection::open(&cache).unwrap();
+        let mut query =
+            db.prepare("SELECT title, url FROM rss_item WHERE feedurl = ?1 ORDER BY title, url").unwrap();
+        let got: Vec<(String, String)> = query
+            .query_map([format!("{base}/{feed}")], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut want = expected.to_vec();
+        want.sort();
+        assert_eq!(got, want, "newsboat's view of {feed}");
+    }
+}
