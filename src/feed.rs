@@ -125,7 +125,7 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
                 .filter_map(|c| c.url.clone())
                 .chain(m.thumbnails.iter().filter_map(|t| Url::parse(&t.image.uri).ok()))
         })
-        .next();
+        .find(|u| matches!(u.scheme(), "http" | "https"));
     FeedItem {
         guid: entry.id.trim().to_owned(),
         title: entry.title.map(|t| tidy_line(&t.content)).unwrap_or_default(),

@@ -360,3 +360,44 @@ fn check_with_newsboat(base: &str, work: &Workspace, expected: &[(String, String
         assert_eq!(got, want, "newsboat's view of {feed}");
     }
 }
+
+#[test]
+fn output_never_carries_active_content_whatever_the_sources_sent() {
+    let hostile = "<?xml version=\"1.0\"?><rss version=\"2.0\" xmlns:media=\"http://search.yahoo.com/mrss/\"><channel>\
+        <title>Evil</title><link>http://evil.example/</link><description>d</description>\
+        <item><title>Hostile markup</title><link>javascript:alert(1)</link><guid>e1</guid>\
+        <description><![CDATA[<p style=\"color:red\" onmouseover=\"x()\">Styled <a href=\"data:text/html,<script>alert(2)</script>\">data link</a>\
+        <a href=\"javascript:alert(3)\">js link</a></p><iframe src=\"http://evil.example/frame\"></iframe>\
+        <svg onload=\"alert(4)\"><circle/></svg><script>alert(5)</script><img src=\"x\" onerror=\"alert(6)\">\
+        <object data=\"http://evil.example/x.swf\"></object><form action=\"http://evil.example/\"><input></form>]]></description>\
+        <media:content url=\"data:image/svg+xml;base64,PHN2Zz4=\" medium=\"image\"/></item>\
+        <item><title>Data link</title><link>data:text/html;base64,PHNjcmlwdD4=</link><guid>e2</guid>\
+        <description>Plain text that is long enough to be a body of some kind, with words.</description></item>\
+        </channel></rss>";
+    let fixture = Fixture::default();
+    fixture.add("evil.example/rss", 200, "application/rss+xml", hostile.as_bytes().to_vec());
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"evil\"\nurl = \"http://evil.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+        .current_dir(work.path(""))
+        .args(["poll", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("evil: HTTP 200, 2 new"));
+    let daemon = Daemon::start(&config, port);
+    for path in ["feed.atom", "feed.rss", "feed.json", "sources/evil/feed.atom"] {
+        let body = text(&get(&format!("{}/{path}", daemon.base), &[]));
+        assert!(body.contains("Styled") && body.contains("Data link"), "{path}: the items are there");
+        let lower = body.to_lowercase();
+        for bad in ["alert(", "<script", "&lt;script", "\\u003cscript", "javascript:", "data:", "style=", "iframe", "onmouseover", "onload", "onerror", "<svg", "&lt;svg", "object", "<form", "&lt;form"] {
+            assert!(!lower.contains(bad), "{path} carries `{bad}`: {body}");
+        }
+    }
+}
