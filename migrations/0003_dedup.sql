@@ -1,4 +1,4 @@
--- Cross-source deduplication: content fingerprints, near-duplicate clusters, updates.
+-- Cross-source deduplication (content fingerprints, near-duplicate clusters, updates), filters and tags.
 
 ALTER TABLE sources ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;  -- a cluster is published as its highest-priority source's item
 
@@ -6,6 +6,7 @@ ALTER TABLE items ADD COLUMN fingerprint TEXT;    -- hash of the normalized body
 ALTER TABLE items ADD COLUMN duplicate_of INTEGER REFERENCES items(id);  -- the published item of its cluster; NULL when published itself
 ALTER TABLE items ADD COLUMN changed_at INTEGER;  -- when the source last changed the title or body
 ALTER TABLE items ADD COLUMN language TEXT;
+ALTER TABLE items ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;  -- 1: failed its source's filter; kept so it is not fetched again, never published
 
 CREATE INDEX items_fingerprint ON items (fingerprint) WHERE fingerprint IS NOT NULL;
 CREATE INDEX items_cluster ON items (duplicate_of) WHERE duplicate_of IS NOT NULL;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::filter::Filter;
 use url::Url;
 
 /// Where the configuration is looked for when `-c` and `$FEEDMILL_CONFIG` are not given.
@@ -34,6 +36,8 @@ pub struct Config {
     pub feed: FeedConfig,
     pub fetch: FetchConfig,
     pub dedup: DedupConfig,
+    /// The merged feed's filter, from `[feed] include/exclude`.
+    pub feed_filter: Filter,
     pub sources: Vec<Source>,
     /// User extraction rules; they override the built-in ones host by host.
     pub sites: Vec<SiteRuleConfig>,
@@ -77,11 +81,14 @@ pub struct FeedConfig {
     pub title: String,
     /// How many entries the merged feed carries, newest first.
     pub max_items: usize,
+    /// Filter patterns for the merged and per-tag feeds (see [`crate::filter`]).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
-        Self { title: "feedmill".into(), max_items: 100 }
+        Self { title: "feedmill".into(), max_items: 100, include: Vec::new(), exclude: Vec::new() }
     }
 }
 
@@ -246,6 +253,8 @@ pub struct Source {
     /// Of a near-duplicate cluster, the item of the source with the highest priority is
     /// published (the first seen among equals).
     pub priority: i64,
+    /// Items that fail it are stored hidden: never published, never fetched again.
+    pub filter: Filter,
 }
 
 /// A site rule as written in TOML (user config or `config/sites/*.toml`).
@@ -396,6 +405,10 @@ struct SourceToml {
     tags: Option<Vec<String>>,
     #[serde(default)]
     priority: i64,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,11 +497,15 @@ impl Config {
                 full_text: s.full_text.unwrap_or(default_full_text),
                 tags: s.tags.unwrap_or_else(|| raw.defaults.tags.clone()),
                 priority: s.priority,
+                filter: Filter::new(&s.include, &s.exclude)
+                    .map_err(|m| invalid(Some(span.clone()), format!("sources[{i}].include/exclude"), m))?,
             });
         }
         if raw.feed.max_items == 0 {
             return Err(invalid(None, "feed.max_items".into(), "must be at least 1".into()));
         }
+        let feed_filter = Filter::new(&raw.feed.include, &raw.feed.exclude)
+            .map_err(|m| invalid(None, "feed.include/exclude".into(), m))?;
         if !(raw.dedup.threshold > 0.0 && raw.dedup.threshold <= 1.0) {
             return Err(invalid(
                 None,
@@ -513,6 +530,7 @@ impl Config {
             server: raw.server,
             feed: raw.feed,
             fetch: raw.fetch,
+            feed_filter,
             dedup: DedupConfig {
                 tracking_params: raw
                     .dedup

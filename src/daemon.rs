@@ -95,13 +95,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
-    let state = Arc::new(AppState::new(
-        store.clone(),
-        config.feed.title.clone(),
-        config.server.public_url.clone(),
-        config.feed.max_items,
-        config.sources.len(),
-    ));
+    let state = Arc::new(AppState::new(store.clone(), &config));
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
     let scheduler = Scheduler::start(poller, &config.sources, shutdown.clone()).await?;
     tracing::info!(

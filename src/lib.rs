@@ -24,6 +24,7 @@ pub mod dedup;
 pub mod extract;
 pub mod feed;
 pub mod fetch;
+pub mod filter;
 pub mod poll;
 pub mod publish;
 pub mod schedule;

@@ -223,6 +223,9 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
                 if report.updated > 0 {
                     extra.push_str(&format!(", {} updated", report.updated));
                 }
+                if report.filtered > 0 {
+                    extra.push_str(&format!(", {} filtered out", report.filtered));
+                }
                 println!(
                     "{}: HTTP {status}, {} new, {} duplicate{extra}, {seconds:.2}s{note}",
                     report.source, report.new, report.duplicate

@@ -22,6 +22,7 @@ use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, M
 use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
 use crate::fetch::{FeedResponse, FetchError, Fetcher};
+use crate::filter::ItemText;
 use crate::shutdown::Shutdown;
 use crate::store::{Candidate, CommitCounts, PollState, PollSuccess, Store, StoreError};
 
@@ -56,6 +57,8 @@ pub struct PollReport {
     /// Stored but merged into another source's report of the same story.
     pub merged: usize,
     pub updated: usize,
+    /// Stored hidden: they failed the source's filter.
+    pub filtered: usize,
     /// "not modified", "unchanged", "retry in 600s"…
     pub note: Option<String>,
     pub error: Option<String>,
@@ -126,6 +129,7 @@ impl Poller {
             duplicate: 0,
             merged: 0,
             updated: 0,
+            filtered: 0,
             note: None,
             error: None,
             duration: Duration::ZERO,
@@ -170,7 +174,7 @@ impl Poller {
         match &report.error {
             None => tracing::info!(
                 source = %source.name, status = %status, new = report.new, duplicate = report.duplicate,
-                merged = report.merged, updated = report.updated,
+                merged = report.merged, updated = report.updated, filtered = report.filtered,
                 duration_ms, note, "poll"
             ),
             Some(error) => tracing::warn!(
@@ -278,6 +282,7 @@ impl Poller {
         report.duplicate = counts.duplicate;
         report.merged = counts.merged;
         report.updated = counts.updated;
+        report.filtered = counts.filtered;
         Ok(())
     }
 
@@ -489,7 +494,15 @@ fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candida
             categories.push(tag);
         }
     }
+    let body = article.as_ref().map(|a| a.text.as_str()).or(summary.as_deref()).unwrap_or_default();
+    let hidden = !source.filter.accepts(&ItemText {
+        title: &item.title,
+        body,
+        author: author.as_deref().unwrap_or_default(),
+        tags: &categories,
+    });
     Candidate {
+        hidden,
         guid: item.guid,
         // Published links are the clean ones: no tracking parameters, no fragment.
         link: canonical_link.clone().or_else(|| item.link.map(String::from)),

@@ -115,7 +115,15 @@ mod tests {
 
     fn source(name: &str, schedule: Schedule) -> Source {
         let url = url::Url::parse("https://e.com/rss").unwrap_or_else(|_| unreachable!());
-        Source { name: name.into(), url, schedule, full_text: false, tags: vec![], priority: 0 }
+        Source {
+            name: name.into(),
+            url,
+            schedule,
+            full_text: false,
+            tags: vec![],
+            priority: 0,
+            filter: Default::default(),
+        }
     }
 
     #[test]

@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::config::Config;
+use crate::filter::{Filter, ItemText};
 use crate::publish::{Channel, EntryView, Format};
 use crate::shutdown::Shutdown;
 use crate::store::{FeedScope, Store};
@@ -43,18 +45,26 @@ pub struct AppState {
     pub hub: Option<String>,
     pub max_items: usize,
     pub source_count: usize,
+    /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
+    pub filter: Filter,
     cache: Mutex<HashMap<(FeedScope, Format), Arc<Rendered>>>,
 }
 
+/// How many stored items a filtered feed looks through per entry it shows.
+const FILTER_LOOKAHEAD: usize = 5;
+
 impl AppState {
-    pub fn new(
-        store: Store,
-        title: String,
-        public_url: Url,
-        max_items: usize,
-        source_count: usize,
-    ) -> AppState {
-        AppState { store, title, public_url, hub: None, max_items, source_count, cache: Mutex::default() }
+    pub fn new(store: Store, config: &Config) -> AppState {
+        AppState {
+            store,
+            title: config.feed.title.clone(),
+            public_url: config.server.public_url.clone(),
+            hub: None,
+            max_items: config.feed.max_items,
+            source_count: config.sources.len(),
+            filter: config.feed_filter.clone(),
+            cache: Mutex::default(),
+        }
     }
 }
 
@@ -163,7 +173,20 @@ async fn rendered(
     {
         return Ok(Some(Arc::clone(cached)));
     }
-    let Some(items) = state.store.entries(scope.clone(), state.max_items).await? else { return Ok(None) };
+    let filtered = !state.filter.is_empty() && !matches!(scope, FeedScope::Source(_));
+    let limit = if filtered { state.max_items * FILTER_LOOKAHEAD } else { state.max_items };
+    let Some(mut items) = state.store.entries(scope.clone(), limit).await? else { return Ok(None) };
+    if filtered {
+        items.retain(|item| {
+            state.filter.accepts(&ItemText {
+                title: &item.title,
+                body: item.content_text.as_deref().or(item.summary.as_deref()).unwrap_or_default(),
+                author: item.author.as_deref().unwrap_or_default(),
+                tags: &item.categories,
+            })
+        });
+        items.truncate(state.max_items);
+    }
     let channel = channel(state, &scope);
     let public_url = state.public_url.clone();
     let body = tokio::task::spawn_blocking(move || {

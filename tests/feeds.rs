@@ -396,8 +396,84 @@ fn output_never_carries_active_content_whatever_the_sources_sent() {
         let body = text(&get(&format!("{}/{path}", daemon.base), &[]));
         assert!(body.contains("Styled") && body.contains("Data link"), "{path}: the items are there");
         let lower = body.to_lowercase();
-        for bad in ["alert(", "<script", "&lt;script", "\\u003cscript", "javascript:", "data:", "style=", "iframe", "onmouseover", "onload", "onerror", "<svg", "&lt;svg", "object", "<form", "&lt;form"] {
+        for bad in [
+            "alert(",
+            "<script",
+            "&lt;script",
+            "\\u003cscript",
+            "javascript:",
+            "data:",
+            "style=",
+            "iframe",
+            "onmouseover",
+            "onload",
+            "onerror",
+            "<svg",
+            "&lt;svg",
+            "object",
+            "<form",
+            "&lt;form",
+        ] {
             assert!(!lower.contains(bad), "{path} carries `{bad}`: {body}");
         }
     }
+}
+
+#[test]
+fn source_and_feed_filters() {
+    let items = vec![
+        item("f1", "http://f.example/ad", "Best loans in town", "Реклама", NEW_STORY),
+        item("f2", "http://f.example/sport", "Sport: Dynamo wins the derby", "Sport", SAME_TOPIC),
+        item("f3", "http://f.example/news", "Strike on Kharkiv region injures three", "Kharkiv", STORY),
+    ];
+    let fixture = Fixture::default();
+    fixture.add("f.example/rss", 200, "application/rss+xml", rss("F", &items));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nexclude = [\"title:/^Sport:/\"]\n\
+         [fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"f\"\nurl = \"http://f.example/rss\"\nexclude = [\"tags:реклама\"]\n",
+        fixture.proxy_url()
+    ));
+    let poll = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+            .current_dir(work.path(""))
+            .args(["poll", "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(poll().contains("f: HTTP 200, 2 new, 0 duplicate, 1 filtered out"));
+    // The filtered item is remembered, not processed again.
+    let mut more = items.clone();
+    more.push(item("f4", "http://f.example/more", "Grants for small business", "Economy", UKRAINIAN));
+    fixture.add("f.example/rss", 200, "application/rss+xml", rss("F", &more));
+    let second = poll();
+    assert!(second.contains("f: HTTP 200, 1 new, 0 duplicate, 0."), "{second}");
+    let daemon = Daemon::start(&config, port);
+    let merged = titles_and_links(&text(&get(&format!("{}/feed.atom", daemon.base), &[])));
+    let mut titles: Vec<&str> = merged.iter().map(|(t, _)| t.as_str()).collect();
+    titles.sort();
+    assert_eq!(titles, vec!["Grants for small business", "Strike on Kharkiv region injures three"]);
+    let source: Vec<String> =
+        titles_and_links(&text(&get(&format!("{}/sources/f/feed.rss", daemon.base), &[])))
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+    assert_eq!(source.len(), 3, "the source's own feed keeps the sport item: {source:?}");
+    assert!(!source.iter().any(|t| t.contains("loans")));
+
+    // A filter that does not parse is a config error naming the key.
+    let bad =
+        work.config("[[sources]]\nname = \"x\"\nurl = \"http://x.example/\"\ninclude = [\"title:/(/\"]\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+        .args(["check-config", "-c", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("sources[0].include/exclude") && stderr.contains("invalid regex"), "{stderr}");
 }

@@ -25,6 +25,8 @@ pub struct Candidate {
     pub content_text: Option<String>,
     pub extracted_by: String,
     pub language: Option<String>,
+    /// Failed its source's filter: stored so it is not fetched again, never published.
+    pub hidden: bool,
     /// Hash of what the feed said about the item (title, text): when it changes for a known
     /// GUID, the item was updated.
     pub feed_hash: String,
@@ -90,6 +92,8 @@ pub struct CommitCounts {
     pub merged: usize,
     /// Known items whose title or body changed.
     pub updated: usize,
+    /// Stored hidden: they failed the source's filter.
+    pub filtered: usize,
 }
 
 /// Which items a feed shows.
@@ -132,6 +136,7 @@ pub struct StoredItem {
     pub categories: Vec<String>,
     pub summary: Option<String>,
     pub content_html: Option<String>,
+    pub content_text: Option<String>,
     /// When the source last changed it, if ever.
     pub changed_at: Option<i64>,
     pub source_name: String,
@@ -246,6 +251,7 @@ impl Store {
                 for candidate in &candidates {
                     match store_candidate(conn, source_id, candidate, &dedup)? {
                         Outcome::New => counts.new += 1,
+                        Outcome::Filtered => counts.filtered += 1,
                         Outcome::Duplicate => counts.duplicate += 1,
                         Outcome::Merged => counts.merged += 1,
                         Outcome::Updated => counts.updated += 1,
@@ -320,11 +326,14 @@ impl Store {
     ) -> Result<Option<Vec<StoredItem>>, StoreError> {
         self.read(move |conn| {
             const COLUMNS: &str = "i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
-                i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url
+                i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url, i.content_text
                 FROM items i JOIN sources s ON s.id = i.source_id";
             const NEWEST: &str = "ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
             let (sql, key) = match &scope {
-                FeedScope::All => (format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND ?1 IS NULL {NEWEST}"), None),
+                FeedScope::All => (
+                    format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND NOT i.hidden AND ?1 IS NULL {NEWEST}"),
+                    None,
+                ),
                 FeedScope::Source(name) => {
                     let id: Option<i64> = conn
                         .prepare_cached("SELECT id FROM sources WHERE name = ?1")?
@@ -333,14 +342,14 @@ impl Store {
                     let Some(id) = id else { return Ok(None) };
                     (
                         format!(
-                            "SELECT {COLUMNS} WHERE i.id IN (SELECT item_id FROM item_guids WHERE source_id = ?1) {NEWEST}"
+                            "SELECT {COLUMNS} WHERE NOT i.hidden AND i.id IN (SELECT item_id FROM item_guids WHERE source_id = ?1) {NEWEST}"
                         ),
                         Some(rusqlite::types::Value::Integer(id)),
                     )
                 }
                 FeedScope::Tag(tag) => (
                     format!(
-                        "SELECT {COLUMNS} WHERE i.duplicate_of IS NULL
+                        "SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND NOT i.hidden
                          AND i.id IN (SELECT item_id FROM item_tags WHERE tag = ?1) {NEWEST}"
                     ),
                     Some(rusqlite::types::Value::Text(tag.clone())),
@@ -364,6 +373,7 @@ impl Store {
                         source_name: row.get(11)?,
                         source_title: row.get(12)?,
                         source_url: row.get(13)?,
+                        content_text: row.get(14)?,
                         related: Vec::new(),
                     },
                     row.get::<_, String>(7)?,
@@ -414,6 +424,7 @@ impl Store {
 /// What happened to one candidate.
 enum Outcome {
     New,
+    Filtered,
     Duplicate,
     Merged,
     Updated,
@@ -459,6 +470,13 @@ fn store_candidate(
     if let Some(item_id) = same_link {
         remember_guid(conn, source_id, c, item_id)?;
         return Ok(Outcome::Duplicate);
+    }
+    if c.hidden {
+        // Kept out of the link and content layers, so it never swallows a visible report.
+        let item_id =
+            insert_item(conn, source_id, &Candidate { canonical_link: None, ..c.clone() }, None, None)?;
+        remember_guid(conn, source_id, c, item_id)?;
+        return Ok(Outcome::Filtered);
     }
     let text = c.content_text.as_deref().unwrap_or_default();
     let fingerprint = near::fingerprint(text);
@@ -546,8 +564,8 @@ fn insert_item(
         .prepare_cached(
             "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
                 categories, summary, content_html, content_text, extracted_by, first_seen,
-                fingerprint, duplicate_of, language)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                fingerprint, duplicate_of, language, hidden)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              RETURNING id",
         )?
         .query_row(
@@ -568,6 +586,7 @@ fn insert_item(
                 fingerprint,
                 duplicate_of,
                 c.language,
+                c.hidden,
             ],
             |row| row.get(0),
         )?;
@@ -659,6 +678,7 @@ mod tests {
             full_text: false,
             tags: vec![],
             priority: 0,
+            filter: Default::default(),
         }
     }
 
@@ -677,6 +697,7 @@ mod tests {
             content_text: Some("x".into()),
             extracted_by: "feed".into(),
             language: None,
+            hidden: false,
             feed_hash: format!("h-{guid}"),
         }
     }
