@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,7 +47,7 @@ pub struct AppState {
     pub source_count: usize,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
-    cache: Mutex<HashMap<(FeedScope, Format), Arc<Rendered>>>,
+    cache: Mutex<HashMap<(FeedScope, Format, Option<(i64, i64)>), Arc<Rendered>>>,
 }
 
 /// How many stored items a filtered feed looks through per entry it shows.
@@ -79,25 +79,33 @@ struct Rendered {
     brotli: OnceLock<Bytes>,
 }
 
+/// The `?before=` page cursor of an older page (RFC 5005 paging).
+#[derive(Debug, Default, serde::Deserialize)]
+struct Page {
+    before: Option<String>,
+}
+
+type Request = (State<Arc<AppState>>, HeaderMap, Query<Page>);
+
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/feed.atom", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Atom)))
-        .route("/feed.rss", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Rss)))
-        .route("/feed.json", get(|s: State<Arc<AppState>>, h: HeaderMap| feed(s, h, FeedScope::All, Format::Json)))
+        .route("/feed.atom", get(|s, h, q| feed((s, h, q), FeedScope::All, Format::Atom)))
+        .route("/feed.rss", get(|s, h, q| feed((s, h, q), FeedScope::All, Format::Rss)))
+        .route("/feed.json", get(|s, h, q| feed((s, h, q), FeedScope::All, Format::Json)))
         .route(
             "/sources/{name}/{file}",
-            get(|s: State<Arc<AppState>>, h: HeaderMap, Path((name, file)): Path<(String, String)>| async move {
+            get(|s, h, q, Path((name, file)): Path<(String, String)>| async move {
                 match Format::from_file_name(&file) {
-                    Some(format) => feed(s, h, FeedScope::Source(name), format).await,
+                    Some(format) => feed((s, h, q), FeedScope::Source(name), format).await,
                     None => not_found(),
                 }
             }),
         )
         .route(
             "/tags/{tag}/{file}",
-            get(|s: State<Arc<AppState>>, h: HeaderMap, Path((tag, file)): Path<(String, String)>| async move {
+            get(|s, h, q, Path((tag, file)): Path<(String, String)>| async move {
                 match Format::from_file_name(&file) {
-                    Some(format) => feed(s, h, FeedScope::Tag(tag), format).await,
+                    Some(format) => feed((s, h, q), FeedScope::Tag(tag), format).await,
                     None => not_found(),
                 }
             }),
@@ -115,13 +123,13 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "no such feed; feeds are feed.atom, feed.rss and feed.json\n").into_response()
 }
 
-async fn feed(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    scope: FeedScope,
-    format: Format,
-) -> Response {
-    let rendered = match rendered(&state, scope.clone(), format).await {
+async fn feed((State(state), headers, Query(page)): Request, scope: FeedScope, format: Format) -> Response {
+    let before = match page.before.as_deref().map(parse_cursor) {
+        None => None,
+        Some(Some(cursor)) => Some(cursor),
+        Some(None) => return (StatusCode::BAD_REQUEST, "`before` is not a page cursor\n").into_response(),
+    };
+    let rendered = match rendered(&state, scope.clone(), format, before).await {
         Ok(Some(rendered)) => rendered,
         Ok(None) => return (StatusCode::NOT_FOUND, "no such source\n").into_response(),
         Err(error) => {
@@ -164,9 +172,10 @@ async fn rendered(
     state: &Arc<AppState>,
     scope: FeedScope,
     format: Format,
+    before: Option<(i64, i64)>,
 ) -> Result<Option<Arc<Rendered>>, crate::store::StoreError> {
     let generation = state.store.generation();
-    let key = (scope.clone(), format);
+    let key = (scope.clone(), format, before);
     let cached = state.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
     if let Some(cached) =
         cached.as_ref().filter(|c| c.generation == generation && c.rendered_at.elapsed() < MAX_RENDER_AGE)
@@ -175,7 +184,7 @@ async fn rendered(
     }
     let filtered = !state.filter.is_empty() && !matches!(scope, FeedScope::Source(_));
     let limit = if filtered { state.max_items * FILTER_LOOKAHEAD } else { state.max_items };
-    let Some(mut items) = state.store.entries(scope.clone(), limit).await? else { return Ok(None) };
+    let Some(mut items) = state.store.entries(scope.clone(), limit, before).await? else { return Ok(None) };
     if filtered {
         items.retain(|item| {
             state.filter.accepts(&ItemText {
@@ -187,7 +196,11 @@ async fn rendered(
         });
         items.truncate(state.max_items);
     }
-    let channel = channel(state, &scope);
+    let mut channel = channel(state, &scope);
+    channel.page = before.map(format_cursor);
+    if items.len() == state.max_items {
+        channel.next_page = items.last().map(|item| format_cursor(item.cursor()));
+    }
     let public_url = state.public_url.clone();
     let body = tokio::task::spawn_blocking(move || {
         let entries: Vec<EntryView> =
@@ -237,6 +250,16 @@ fn channel(state: &AppState, scope: &FeedScope) -> Channel {
     };
     channel.hub = state.hub.clone();
     channel
+}
+
+/// A page cursor as it appears in URLs: `TIME.ID`.
+fn format_cursor((time, id): (i64, i64)) -> String {
+    format!("{time}.{id}")
+}
+
+fn parse_cursor(text: &str) -> Option<(i64, i64)> {
+    let (time, id) = text.split_once('.')?;
+    Some((time.parse().ok()?, id.parse().ok()?))
 }
 
 fn strong_etag(body: &[u8]) -> String {

@@ -477,3 +477,66 @@ fn source_and_feed_filters() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("sources[0].include/exclude") && stderr.contains("invalid regex"), "{stderr}");
 }
+
+#[test]
+fn older_entries_are_reachable_through_rfc5005_next_links() {
+    let items: Vec<String> = (1..=5)
+        .map(|n| {
+            item(
+                &format!("p{n}"),
+                &format!("http://p.example/{n}"),
+                &format!("Story {n}"),
+                "T",
+                &format!("Short story number {n}."),
+            )
+        })
+        .collect();
+    let fixture = Fixture::default();
+    fixture.add("p.example/rss", 200, "application/rss+xml", rss("P", &items));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nmax_items = 2\n[fetch]\nproxy = \"{}\"\n\
+         [defaults]\nfull_text = false\n[[sources]]\nname = \"p\"\nurl = \"http://p.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+        .current_dir(work.path(""))
+        .args(["poll", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("5 new"));
+    let daemon = Daemon::start(&config, port);
+    for format in ["atom", "rss", "json"] {
+        let mut url = Some(format!("{}/feed.{format}", daemon.base));
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        while let Some(page) = url.take() {
+            let body = text(&get(&page, &[]));
+            pages += 1;
+            seen.extend(titles_and_links(&body).into_iter().map(|(title, _)| title));
+            url = match format {
+                "json" => serde_json::from_str::<serde_json::Value>(&body).unwrap()["next_url"]
+                    .as_str()
+                    .map(str::to_owned),
+                _ => body.split("rel=\"next\" type=\"application/").nth(1).map(|rest| {
+                    rest.split("href=\"").nth(1).unwrap().split('"').next().unwrap().replace("&amp;", "&")
+                }),
+            };
+            if format == "atom" {
+                validate_atom(&body);
+            }
+            assert!(pages <= 5, "paging must end");
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec!["Story 1", "Story 2", "Story 3", "Story 4", "Story 5"],
+            "{format}: every entry once"
+        );
+        assert_eq!(pages, 3, "{format}: 2 + 2 + 1");
+    }
+    assert_eq!(get(&format!("{}/feed.atom?before=garbage", daemon.base), &[]).status, 400);
+}

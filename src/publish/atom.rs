@@ -14,6 +14,11 @@ pub fn render(channel: &Channel, entries: &[EntryView]) -> String {
     element(&mut out, 1, "title", &channel.title);
     element(&mut out, 1, "updated", &rfc3339(&feed_updated(entries)));
     link(&mut out, 1, "self", Some("application/atom+xml"), &channel.url(Format::Atom));
+    // RFC 5005 paging: a reader that was away follows `next` to older entries.
+    link(&mut out, 1, "first", Some("application/atom+xml"), &channel.first_url(Format::Atom));
+    if let Some(next) = channel.next_url(Format::Atom) {
+        link(&mut out, 1, "next", Some("application/atom+xml"), &next);
+    }
     link(&mut out, 1, "alternate", Some("text/html"), channel.home.as_str());
     if let Some(hub) = &channel.hub {
         link(&mut out, 1, "hub", None, hub);

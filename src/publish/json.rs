@@ -12,6 +12,9 @@ pub fn render(channel: &Channel, entries: &[EntryView]) -> String {
     feed.insert("title".into(), json!(channel.title));
     feed.insert("home_page_url".into(), json!(channel.home.as_str()));
     feed.insert("feed_url".into(), json!(channel.url(Format::Json)));
+    if let Some(next) = channel.next_url(Format::Json) {
+        feed.insert("next_url".into(), json!(next));
+    }
     if let Some(hub) = &channel.hub {
         feed.insert("hubs".into(), json!([{"type": "WebSub", "url": hub}]));
     }

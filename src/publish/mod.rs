@@ -70,6 +70,10 @@ pub struct Channel {
     pub base: String,
     /// A WebSub hub the feed advertises.
     pub hub: Option<String>,
+    /// This page's cursor (`before=…`) when it is an older page, not the feed's head.
+    pub page: Option<String>,
+    /// The next older page's cursor, when there are older entries (RFC 5005 paging).
+    pub next_page: Option<String>,
 }
 
 impl Channel {
@@ -81,18 +85,37 @@ impl Channel {
             home: home.clone(),
             base: format!("{home}feed"),
             hub: None,
+            page: None,
+            next_page: None,
         }
     }
 
     /// A feed under `home`: `path` is e.g. `sources/unn-uk` (already percent-encoded).
     pub fn nested(title: String, home: &Url, path: &str) -> Channel {
         let base = format!("{home}{path}/feed");
-        Channel { id: base.clone(), title, home: home.clone(), base, hub: None }
+        Channel { id: base.clone(), title, home: home.clone(), base, hub: None, page: None, next_page: None }
     }
 
-    /// This feed's own URL in `format`.
-    pub fn url(&self, format: Format) -> String {
+    /// The feed's head (newest page) in `format`.
+    pub fn first_url(&self, format: Format) -> String {
         format!("{}.{}", self.base, format.extension())
+    }
+
+    /// This page's own URL in `format`.
+    pub fn url(&self, format: Format) -> String {
+        self.page_url(format, self.page.as_deref())
+    }
+
+    /// The next older page, if any.
+    pub fn next_url(&self, format: Format) -> Option<String> {
+        self.next_page.as_deref().map(|cursor| self.page_url(format, Some(cursor)))
+    }
+
+    fn page_url(&self, format: Format, cursor: Option<&str>) -> String {
+        match cursor {
+            Some(cursor) => format!("{}?before={cursor}", self.first_url(format)),
+            None => self.first_url(format),
+        }
     }
 }
 

@@ -24,6 +24,18 @@ pub fn render(channel: &Channel, entries: &[EntryView]) -> String {
         "  <atom:link rel=\"self\" type=\"application/rss+xml\" href=\"{}\"/>",
         escape(&channel.url(Format::Rss))
     );
+    let _ = writeln!(
+        out,
+        "  <atom:link rel=\"first\" type=\"application/rss+xml\" href=\"{}\"/>",
+        escape(&channel.first_url(Format::Rss))
+    );
+    if let Some(next) = channel.next_url(Format::Rss) {
+        let _ = writeln!(
+            out,
+            "  <atom:link rel=\"next\" type=\"application/rss+xml\" href=\"{}\"/>",
+            escape(&next)
+        );
+    }
     if let Some(hub) = &channel.hub {
         let _ = writeln!(out, "  <atom:link rel=\"hub\" href=\"{}\"/>", escape(hub));
     }

@@ -146,6 +146,14 @@ pub struct StoredItem {
     pub related: Vec<Related>,
 }
 
+impl StoredItem {
+    /// Where the item sits in a feed's order (newest first): a page that ends with it continues
+    /// `before` this.
+    pub fn cursor(&self) -> (i64, i64) {
+        (self.published.unwrap_or(self.first_seen), self.id)
+    }
+}
+
 /// Another source's report of a story.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Related {
@@ -318,17 +326,20 @@ impl Store {
     }
 
     /// The newest items of a feed, newest first, with the other reports of each story; `None`
-    /// when the scope names a source that does not exist.
+    /// when the scope names a source that does not exist. `before` is a page cursor
+    /// ([`StoredItem::cursor`]): only items older than it.
     pub async fn entries(
         &self,
         scope: FeedScope,
         limit: usize,
+        before: Option<(i64, i64)>,
     ) -> Result<Option<Vec<StoredItem>>, StoreError> {
         self.read(move |conn| {
             const COLUMNS: &str = "i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
                 i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url, i.content_text
                 FROM items i JOIN sources s ON s.id = i.source_id";
-            const NEWEST: &str = "ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
+            const NEWEST: &str = "AND (?3 IS NULL OR (COALESCE(i.published, i.first_seen), i.id) < (?3, ?4))
+                ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
             let (sql, key) = match &scope {
                 FeedScope::All => (
                     format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND NOT i.hidden AND ?1 IS NULL {NEWEST}"),
@@ -356,7 +367,8 @@ impl Store {
                 ),
             };
             let mut query = conn.prepare_cached(&sql)?;
-            let rows = query.query_map(params![key, limit as i64], |row| {
+            let (before_time, before_id) = (before.map(|b| b.0), before.map(|b| b.1));
+            let rows = query.query_map(params![key, limit as i64, before_time, before_id], |row| {
                 Ok((
                     StoredItem {
                         id: row.get(0)?,
@@ -734,10 +746,19 @@ mod tests {
             .unwrap();
         assert_eq!(guids, HashMap::from([("b-9".to_owned(), Some("h-b-9".to_owned()))]));
         assert_eq!(links, HashSet::from(["https://e.com/1".to_owned()]));
-        let items = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
+        let items = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
         assert_eq!(items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), vec!["title 2", "title 1"]);
         assert_eq!(items[0].categories, vec!["World"]);
-        assert_eq!(store.entries(FeedScope::All, 1).await.unwrap().unwrap().len(), 1);
+        let first_page = store.entries(FeedScope::All, 1, None).await.unwrap().unwrap();
+        assert_eq!(first_page.len(), 1);
+        let older = store.entries(FeedScope::All, 1, Some(first_page[0].cursor())).await.unwrap().unwrap();
+        assert_eq!(
+            older.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(),
+            vec!["title 1"],
+            "the next page"
+        );
+        let last = store.entries(FeedScope::All, 1, Some(older[0].cursor())).await.unwrap().unwrap();
+        assert!(last.is_empty());
     }
 
     const STORY: &str = "Russian forces attacked the Kharkiv region overnight with drones and missiles, \
@@ -775,18 +796,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((c.new, c.merged), (1, 0));
-        let entries = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
         assert_eq!(entries.len(), 2, "one entry per story");
         let cluster = entries.iter().find(|e| e.source_name == "c").expect("c heads the cluster");
         let named: Vec<&str> = cluster.related.iter().map(|r| r.source_title.as_str()).collect();
         assert_eq!(named, vec!["a", "b"]);
         assert_eq!(cluster.related[0].link.as_deref(), Some("https://a.example/1"));
         // Per-source feeds still list everything the source delivered.
-        let b_items = store.entries(FeedScope::Source("b".into()), 10).await.unwrap().unwrap();
+        let b_items = store.entries(FeedScope::Source("b".into()), 10, None).await.unwrap().unwrap();
         assert_eq!(b_items.len(), 2);
-        assert_eq!(store.entries(FeedScope::Source("nope".into()), 10).await.unwrap().map(|v| v.len()), None);
-        assert_eq!(store.entries(FeedScope::Tag("World".into()), 10).await.unwrap().unwrap().len(), 2);
-        assert_eq!(store.entries(FeedScope::Tag("world".into()), 10).await.unwrap().unwrap().len(), 0);
+        assert_eq!(
+            store.entries(FeedScope::Source("nope".into()), 10, None).await.unwrap().map(|v| v.len()),
+            None
+        );
+        assert_eq!(store.entries(FeedScope::Tag("World".into()), 10, None).await.unwrap().unwrap().len(), 2);
+        assert_eq!(store.entries(FeedScope::Tag("world".into()), 10, None).await.unwrap().unwrap().len(), 0);
     }
 
     #[tokio::test]
@@ -810,7 +834,7 @@ mod tests {
         let c = store.commit_poll(ids["a"], vec![changed], ok).await.unwrap();
         assert_eq!((c.new, c.updated), (0, 1));
         assert!(store.generation() > generation);
-        let entries = store.entries(FeedScope::All, 10).await.unwrap().unwrap();
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
         assert_eq!(entries.len(), 1, "never a second entry");
         assert_eq!(entries[0].title, "Corrected title");
         assert!(entries[0].changed_at.is_some());
@@ -855,7 +879,7 @@ mod tests {
             store.flush().await.unwrap();
         }
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.entries(FeedScope::All, 10).await.unwrap().unwrap().len(), 1);
+        assert_eq!(store.entries(FeedScope::All, 10, None).await.unwrap().unwrap().len(), 1);
         let journal: String =
             store.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
         assert_eq!(journal, "wal");
