@@ -47,8 +47,11 @@ pub struct AppState {
     pub source_count: usize,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
-    cache: Mutex<HashMap<(FeedScope, Format, Option<(i64, i64)>), Arc<Rendered>>>,
+    cache: Mutex<HashMap<FeedKey, Arc<Rendered>>>,
 }
+
+/// A rendered feed's identity: which items, which format, which page.
+type FeedKey = (FeedScope, Format, Option<(i64, i64)>);
 
 /// How many stored items a filtered feed looks through per entry it shows.
 const FILTER_LOOKAHEAD: usize = 5;
