@@ -84,11 +84,19 @@ pub struct FeedConfig {
     /// Filter patterns for the merged and per-tag feeds (see [`crate::filter`]).
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// A WebSub hub: the feeds advertise it and it is pinged when entries change.
+    pub websub_hub: Option<Url>,
 }
 
 impl Default for FeedConfig {
     fn default() -> Self {
-        Self { title: "feedmill".into(), max_items: 100, include: Vec::new(), exclude: Vec::new() }
+        Self {
+            title: "feedmill".into(),
+            max_items: 100,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            websub_hub: None,
+        }
     }
 }
 
@@ -500,6 +508,9 @@ impl Config {
                 filter: Filter::new(&s.include, &s.exclude)
                     .map_err(|m| invalid(Some(span.clone()), format!("sources[{i}].include/exclude"), m))?,
             });
+        }
+        if raw.feed.websub_hub.as_ref().is_some_and(|hub| !matches!(hub.scheme(), "http" | "https")) {
+            return Err(invalid(None, "feed.websub_hub".into(), "must be an http(s) URL".into()));
         }
         if raw.feed.max_items == 0 {
             return Err(invalid(None, "feed.max_items".into(), "must be at least 1".into()));

@@ -15,6 +15,7 @@ use crate::schedule::{ScheduleError, Scheduler};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown};
 use crate::store::{DedupParams, Store, StoreError};
+use crate::websub::Notifier;
 
 /// How long running polls get to finish their writes after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -44,7 +45,9 @@ struct Pipeline {
     poller: Arc<Poller>,
 }
 
-async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, DaemonError> {
+/// `websub`: ping the configured hub when entries change (the daemon does; a one-shot poll,
+/// which exits right away, does not).
+async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<Pipeline, DaemonError> {
     let dedup =
         DedupParams { window_secs: config.dedup.window.as_secs() as i64, threshold: config.dedup.threshold };
     let store = Store::open(&config.storage.path)?.with_dedup(dedup);
@@ -52,9 +55,19 @@ async fn pipeline(config: &Config, shutdown: Shutdown) -> Result<Pipeline, Daemo
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
     let states = store.poll_states().await?;
-    let poller =
-        Arc::new(Poller::new(store.clone(), fetcher, extractor, source_ids, states, config, shutdown));
-    Ok(Pipeline { store, poller })
+    let mut poller =
+        Poller::new(store.clone(), fetcher, extractor, source_ids, states, config, shutdown.clone());
+    if let (true, Some(hub)) = (websub, &config.feed.websub_hub) {
+        let notifier = Notifier::spawn(
+            hub.clone(),
+            config.server.public_url.clone(),
+            config.fetch.user_agent.clone(),
+            config.feed.title.clone(),
+            shutdown,
+        );
+        poller = poller.with_notifier(notifier);
+    }
+    Ok(Pipeline { store, poller: Arc::new(poller) })
 }
 
 /// `feedmill poll`: polls every source (or one) once, concurrently, and returns the reports in
@@ -69,7 +82,7 @@ pub async fn poll_once(
         }
         None => config.sources.clone(),
     };
-    let Pipeline { store, poller } = pipeline(config, Shutdown::never()).await?;
+    let Pipeline { store, poller } = pipeline(config, Shutdown::never(), false).await?;
     let started = std::time::Instant::now();
     let mut polls = JoinSet::new();
     for (index, source) in sources.into_iter().enumerate() {
@@ -91,7 +104,7 @@ pub async fn poll_once(
 /// work, lets running polls write what they finished, and returns.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (trigger, shutdown) = shutdown::channel();
-    let Pipeline { store, poller } = pipeline(&config, shutdown.clone()).await?;
+    let Pipeline { store, poller } = pipeline(&config, shutdown.clone(), true).await?;
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;

@@ -31,3 +31,4 @@ pub mod schedule;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod websub;

@@ -25,6 +25,7 @@ use crate::fetch::{FeedResponse, FetchError, Fetcher};
 use crate::filter::ItemText;
 use crate::shutdown::Shutdown;
 use crate::store::{Candidate, CommitCounts, PollState, PollSuccess, Store, StoreError};
+use crate::websub::Notifier;
 
 /// The longest a failing source is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
@@ -89,6 +90,8 @@ pub struct Poller {
     poll_slots: Semaphore,
     max_interval: Duration,
     links: LinkRules,
+    /// Told about sources whose published entries changed (WebSub).
+    notifier: Option<Notifier>,
     /// Recent and in-flight page fetches by canonical link: two sources announcing the same
     /// article at the same moment cause one request.
     pages: Mutex<HashMap<String, SharedPage>>,
@@ -114,8 +117,15 @@ impl Poller {
             poll_slots: Semaphore::new(config.fetch.max_connections),
             max_interval: config.fetch.max_interval,
             links: LinkRules { extra_tracking: config.dedup.tracking_params.clone() },
+            notifier: None,
             pages: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same poller, reporting changed sources to a WebSub notifier.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Poller {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Polls one source, records the outcome and logs one line. Unless `force`d, a source whose
@@ -278,6 +288,11 @@ impl Poller {
             moved,
         };
         let counts = self.commit(source_id, candidates, success).await?;
+        if counts.new + counts.updated > 0 {
+            if let Some(notifier) = &self.notifier {
+                notifier.changed(&source.name);
+            }
+        }
         report.new = counts.new;
         report.duplicate = counts.duplicate;
         report.merged = counts.merged;

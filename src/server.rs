@@ -62,7 +62,7 @@ impl AppState {
             store,
             title: config.feed.title.clone(),
             public_url: config.server.public_url.clone(),
-            hub: None,
+            hub: config.feed.websub_hub.as_ref().map(Url::to_string),
             max_items: config.feed.max_items,
             source_count: config.sources.len(),
             filter: config.feed_filter.clone(),
@@ -236,21 +236,7 @@ async fn rendered(
 }
 
 fn channel(state: &AppState, scope: &FeedScope) -> Channel {
-    let encode =
-        |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
-    let mut channel = match scope {
-        FeedScope::All => Channel::merged(&state.title, &state.public_url),
-        FeedScope::Source(name) => Channel::nested(
-            format!("{} — {name}", state.title),
-            &state.public_url,
-            &format!("sources/{}", encode(name)),
-        ),
-        FeedScope::Tag(tag) => Channel::nested(
-            format!("{} — {tag}", state.title),
-            &state.public_url,
-            &format!("tags/{}", encode(tag)),
-        ),
-    };
+    let mut channel = Channel::for_scope(&state.title, &state.public_url, scope);
     channel.hub = state.hub.clone();
     channel
 }

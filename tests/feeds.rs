@@ -540,3 +540,65 @@ fn older_entries_are_reachable_through_rfc5005_next_links() {
     }
     assert_eq!(get(&format!("{}/feed.atom?before=garbage", daemon.base), &[]).status, 400);
 }
+
+#[test]
+fn websub_hub_is_advertised_and_pinged_when_entries_appear() {
+    use std::sync::{Arc, Mutex};
+    // A fake hub on loopback that records what it is told.
+    let pings: Arc<Mutex<Vec<String>>> = Arc::default();
+    let hub_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    hub_listener.set_nonblocking(true).unwrap();
+    let hub = format!("http://{}/hub", hub_listener.local_addr().unwrap());
+    let recorded = Arc::clone(&pings);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/hub",
+                axum::routing::post(move |body: String| async move {
+                    recorded.lock().unwrap().push(body);
+                    axum::http::StatusCode::NO_CONTENT
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(hub_listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+
+    let fixture = Fixture::default();
+    fixture.add(
+        "w.example/rss",
+        200,
+        "application/rss+xml",
+        rss("W", &[item("w1", "http://w.example/1", "First", "T", STORY)]),
+    );
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nwebsub_hub = \"{hub}\"\n[fetch]\nproxy = \"{}\"\n\
+         [defaults]\nevery = \"1s\"\nfull_text = false\n[[sources]]\nname = \"w\"\nurl = \"http://w.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let daemon = Daemon::start(&config, port);
+    let atom = text(&get(&format!("{}/feed.atom", daemon.base), &[]));
+    assert!(atom.contains(&format!("<link rel=\"hub\" href=\"{hub}\"/>")), "{atom}");
+    let json = text(&get(&format!("{}/feed.json", daemon.base), &[]));
+    assert!(json.contains(&hub));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let topic = |path: &str| format!("hub.mode=publish&hub.url=http%3A%2F%2F127.0.0.1%3A{port}%2F{path}");
+    while !pings.lock().unwrap().contains(&topic("feed.atom")) {
+        assert!(Instant::now() < deadline, "the hub was never pinged: {:?}", pings.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let got = pings.lock().unwrap().clone();
+    for path in ["feed.rss", "feed.json", "sources%2Fw%2Ffeed.atom"] {
+        assert!(got.contains(&topic(path)), "{path}: {got:?}");
+    }
+    // Polls that find nothing new do not ping again.
+    let count = got.len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(pings.lock().unwrap().len(), count);
+}

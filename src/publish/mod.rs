@@ -11,7 +11,7 @@ pub mod rss;
 use chrono::{DateTime, SecondsFormat, Utc};
 use url::Url;
 
-use crate::store::StoredItem;
+use crate::store::{FeedScope, StoredItem};
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,23 +77,27 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// The merged feed of everything.
-    pub fn merged(title: &str, home: &Url) -> Channel {
-        Channel {
-            id: home.to_string(),
-            title: title.to_owned(),
-            home: home.clone(),
-            base: format!("{home}feed"),
-            hub: None,
-            page: None,
-            next_page: None,
-        }
-    }
-
-    /// A feed under `home`: `path` is e.g. `sources/unn-uk` (already percent-encoded).
-    pub fn nested(title: String, home: &Url, path: &str) -> Channel {
-        let base = format!("{home}{path}/feed");
-        Channel { id: base.clone(), title, home: home.clone(), base, hub: None, page: None, next_page: None }
+    /// The feed of a scope: the merged feed at `/feed.*`, a source's at `/sources/NAME/feed.*`,
+    /// a tag's at `/tags/TAG/feed.*`.
+    pub fn for_scope(title: &str, home: &Url, scope: &FeedScope) -> Channel {
+        let nested = |name: &str, folder: &str| {
+            // A name is one path segment, percent-encoded (spaces as %20).
+            let segment: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+            let base = format!("{home}{folder}/{}/feed", segment.replace('+', "%20"));
+            (format!("{title} — {name}"), base)
+        };
+        let (title, base, id) = match scope {
+            FeedScope::All => (title.to_owned(), format!("{home}feed"), home.to_string()),
+            FeedScope::Source(name) => {
+                let (title, base) = nested(name, "sources");
+                (title, base.clone(), base)
+            }
+            FeedScope::Tag(tag) => {
+                let (title, base) = nested(tag, "tags");
+                (title, base.clone(), base)
+            }
+        };
+        Channel { id, title, home: home.clone(), base, hub: None, page: None, next_page: None }
     }
 
     /// The feed's head (newest page) in `format`.
@@ -246,7 +250,7 @@ pub(crate) mod tests {
     }
 
     pub fn channel() -> Channel {
-        Channel::merged("feedmill", &Url::parse("http://127.0.0.1:8080/").unwrap())
+        Channel::for_scope("feedmill", &Url::parse("http://127.0.0.1:8080/").unwrap(), &FeedScope::All)
     }
 
     #[test]
