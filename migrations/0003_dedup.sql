@@ -2,7 +2,8 @@
 
 ALTER TABLE sources ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;  -- a cluster is published as its highest-priority source's item
 
-ALTER TABLE items ADD COLUMN fingerprint TEXT;    -- hash of the normalized body words: exact duplicates
+ALTER TABLE items ADD COLUMN fingerprint INTEGER; -- hash of the normalized body words: exact duplicates
+ALTER TABLE items ADD COLUMN bands BLOB;          -- MinHash LSH band keys of the body (20 little-endian u32): near-duplicate candidates
 ALTER TABLE items ADD COLUMN duplicate_of INTEGER REFERENCES items(id);  -- the published item of its cluster; NULL when published itself
 ALTER TABLE items ADD COLUMN changed_at INTEGER;  -- when the source last changed the title or body
 ALTER TABLE items ADD COLUMN language TEXT;
@@ -10,13 +11,7 @@ ALTER TABLE items ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;  -- 1: failed it
 
 CREATE INDEX items_fingerprint ON items (fingerprint) WHERE fingerprint IS NOT NULL;
 CREATE INDEX items_cluster ON items (duplicate_of) WHERE duplicate_of IS NOT NULL;
-
--- MinHash LSH bands of each item's body: items sharing a band key are near-duplicate candidates.
-CREATE TABLE near_dup_bands (
-    band_key INTEGER NOT NULL,
-    item_id  INTEGER NOT NULL REFERENCES items(id),
-    PRIMARY KEY (band_key, item_id)
-) WITHOUT ROWID;
+CREATE INDEX items_first_seen ON items (first_seen);  -- the dedup window, loaded into the band index at start
 
 -- Each item's tags (its categories), for the per-tag feeds; matched exactly.
 CREATE TABLE item_tags (

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use url::Url;
 
 use crate::config::{Config, Source};
+use crate::dedup::near;
 use crate::dedup::LinkRules;
 use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, MAX_PAGES};
 use crate::feed::{self, FeedItem};
@@ -516,7 +517,9 @@ fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candida
         author: author.as_deref().unwrap_or_default(),
         tags: &categories,
     });
+    let signature = article.as_ref().and_then(|a| near::Signature::of(&a.text));
     Candidate {
+        signature,
         hidden,
         guid: item.guid,
         // Published links are the clean ones: no tracking parameters, no fragment.

@@ -8,6 +8,7 @@
 //! 3. The exact content fingerprint and 4. near-duplicate clusters ([`near`]): the same story
 //!    republished by another site. The store applies the layers in that order, in its writer.
 
+pub mod index;
 pub mod near;
 
 use url::Url;

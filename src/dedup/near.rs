@@ -57,9 +57,9 @@ pub fn shingles(text: &str) -> HashSet<u64> {
         .collect()
 }
 
-/// Hex SHA-256 of the normalized words: equal for bodies that differ only in markup, case,
-/// punctuation or spacing.
-pub fn fingerprint(text: &str) -> Option<String> {
+/// The first 64 bits of the SHA-256 of the normalized words: equal for bodies that differ only
+/// in markup, case, punctuation or spacing.
+pub fn fingerprint(text: &str) -> Option<i64> {
     use sha2::Digest;
     let words = words(text);
     if words.is_empty() {
@@ -70,30 +70,73 @@ pub fn fingerprint(text: &str) -> Option<String> {
         hasher.update(word.as_bytes());
         hasher.update(b" ");
     }
-    Some(hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Some(i64::from_le_bytes(first))
+}
+
+/// What the store needs to find a body's duplicates: its fingerprint and LSH band keys
+/// (`None` for bodies too short to compare). Computed before the write, off the writer thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub fingerprint: i64,
+    pub bands: [u32; BANDS],
+}
+
+impl Signature {
+    pub fn of(text: &str) -> Option<Signature> {
+        let bands = band_keys(&shingles(text))?;
+        Some(Signature { fingerprint: fingerprint(text)?, bands })
+    }
 }
 
 /// The LSH band keys of a text's MinHash signature; `None` when the text is too short.
-pub fn band_keys(shingles: &HashSet<u64>) -> Option<[i64; BANDS]> {
+///
+/// The [`HASHES`] hash functions are `h1 + i·h2` of two independent hashes of each shingle
+/// (Kirsch–Mitzenmacher double hashing), which behaves like independent permutations for
+/// MinHash at a fraction of the cost of mixing each one.
+pub fn band_keys(shingles: &HashSet<u64>) -> Option<[u32; BANDS]> {
     if shingles.len() < MIN_SHINGLES {
         return None;
     }
     let mut minimums = [u64::MAX; HASHES];
     for &shingle in shingles {
-        for (i, minimum) in minimums.iter_mut().enumerate() {
-            let h = mix(shingle ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let h1 = mix(shingle);
+        let h2 = mix(shingle ^ 0x9e37_79b9_7f4a_7c15) | 1;
+        let mut h = h1;
+        for minimum in minimums.iter_mut() {
+            h = h.wrapping_add(h2);
             if h < *minimum {
                 *minimum = h;
             }
         }
     }
-    let mut keys = [0i64; BANDS];
+    let mut keys = [0u32; BANDS];
     for (band, key) in keys.iter_mut().enumerate() {
         let rows = &minimums[band * ROWS..(band + 1) * ROWS];
-        let combined = rows.iter().fold(band as u64, |acc, &v| mix(acc ^ v));
-        *key = combined as i64;
+        // 32 bits per key: two unrelated bodies share one by chance once in 4 billion, and
+        // candidates are compared exactly anyway.
+        *key = (rows.iter().fold(band as u64, |acc, &v| mix(acc ^ v)) >> 32) as u32;
     }
     Some(keys)
+}
+
+/// Band keys as stored with an item (little-endian `u32`s).
+pub fn bands_to_bytes(bands: &[u32; BANDS]) -> Vec<u8> {
+    bands.iter().flat_map(|b| b.to_le_bytes()).collect()
+}
+
+/// Band keys read back; `None` for a blob of the wrong size.
+pub fn bands_from_bytes(bytes: &[u8]) -> Option<[u32; BANDS]> {
+    if bytes.len() != BANDS * 4 {
+        return None;
+    }
+    let mut bands = [0u32; BANDS];
+    for (band, chunk) in bands.iter_mut().zip(bytes.chunks_exact(4)) {
+        *band = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    Some(bands)
 }
 
 /// How alike two shingle sets are: the Jaccard similarity |A ∩ B| / |A ∪ B|.
@@ -104,6 +147,16 @@ pub fn similarity(a: &HashSet<u64>, b: &HashSet<u64>) -> f64 {
     let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     let common = small.iter().filter(|s| large.contains(s)).count();
     common as f64 / (a.len() + b.len() - common) as f64
+}
+
+/// Whether two bodies are the same story as the store decides it: they share an LSH band (so
+/// the lookup finds one from the other) and their similarity reaches `threshold` — or their
+/// fingerprints are equal.
+pub fn same_story(a: &str, b: &str, threshold: f64) -> bool {
+    let (sa, sb) = (shingles(a), shingles(b));
+    let (Some(ka), Some(kb)) = (band_keys(&sa), band_keys(&sb)) else { return false };
+    fingerprint(a) == fingerprint(b)
+        || (ka.iter().zip(kb.iter()).any(|(x, y)| x == y) && similarity(&sa, &sb) >= threshold)
 }
 
 #[cfg(test)]
@@ -130,6 +183,8 @@ mod tests {
         assert!(similarity(&a, &b) > 0.7, "{}", similarity(&a, &b));
         let (ka, kb) = (band_keys(&a).unwrap(), band_keys(&b).unwrap());
         assert!(ka.iter().zip(kb.iter()).any(|(x, y)| x == y), "shares a band");
+        assert_eq!(bands_from_bytes(&bands_to_bytes(&ka)), Some(ka));
+        assert_eq!(bands_from_bytes(&[1, 2, 3]), None);
     }
 
     #[test]

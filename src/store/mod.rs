@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 
 use rusqlite::Connection;
+
+use crate::dedup::index::BandIndex;
 use rusqlite_migration::{Migrations, M};
 use tokio::sync::oneshot;
 
@@ -48,6 +50,8 @@ pub enum StoreError {
     Commit(String),
 }
 
+/// The writer connection's page cache, at most.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// Most writes committed together.
 const MAX_GROUP: usize = 512;
 /// Most read connections open at once.
@@ -69,7 +73,8 @@ pub struct DedupParams {
 
 impl Default for DedupParams {
     fn default() -> Self {
-        DedupParams { window_secs: 72 * 3600, threshold: 0.5 }
+        let config = crate::config::DedupConfig::default();
+        DedupParams { window_secs: config.window.as_secs() as i64, threshold: config.threshold }
     }
 }
 
@@ -82,6 +87,9 @@ pub struct Store {
     /// Bumped after every commit that added or changed published items, so rendered feeds
     /// know when they are stale.
     changes: Arc<AtomicU64>,
+    /// The near-duplicate index of the window; loaded by the writer at its first use, and
+    /// only ever touched on the writer thread (the lock is never contended).
+    near_index: Arc<Mutex<Option<BandIndex>>>,
 }
 
 impl Store {
@@ -94,6 +102,10 @@ impl Store {
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let mut write_conn = Connection::open(path).map_err(open_err)?;
         configure(&write_conn).map_err(open_err)?;
+        // The writer walks the indexes of every layer for every item: a page cache big enough
+        // for them keeps it off the disk (SQLite's default is 2 MiB); it only grows as used.
+        write_conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_err)?;
+        write_conn.pragma_update(None, "wal_autocheckpoint", 4000).map_err(open_err)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut write_conn)
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
@@ -104,7 +116,13 @@ impl Store {
             .name("feedmill-writer".into())
             .spawn(move || write_loop(&write_conn, &jobs))
             .map_err(|e| StoreError::CreateDir { path: path.to_owned(), source: e })?;
-        Ok(Store { writer, readers, dedup: DedupParams::default(), changes: Arc::new(AtomicU64::new(0)) })
+        Ok(Store {
+            writer,
+            readers,
+            dedup: DedupParams::default(),
+            changes: Arc::new(AtomicU64::new(0)),
+            near_index: Arc::default(),
+        })
     }
 
     /// The same store, merging near-duplicates with `params`.
@@ -256,6 +274,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint journals and sorting stay in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

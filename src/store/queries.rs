@@ -4,8 +4,11 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use std::sync::Arc;
+
 use super::{DedupParams, Store, StoreError};
 use crate::config::Source;
+use crate::dedup::index::BandIndex;
 use crate::dedup::near;
 use crate::fetch::Validators;
 
@@ -27,6 +30,9 @@ pub struct Candidate {
     pub language: Option<String>,
     /// Failed its source's filter: stored so it is not fetched again, never published.
     pub hidden: bool,
+    /// The body's fingerprint and LSH bands ([`near::Signature::of`] of `content_text`),
+    /// computed before the write; `None` for bodies too short to compare.
+    pub signature: Option<near::Signature>,
     /// Hash of what the feed said about the item (title, text): when it changes for a known
     /// GUID, the item was updated.
     pub feed_hash: String,
@@ -253,11 +259,19 @@ impl Store {
         success: PollSuccess,
     ) -> Result<CommitCounts, StoreError> {
         let dedup = self.dedup;
+        let near_index = Arc::clone(&self.near_index);
         let counts = self
             .write(move |conn| {
                 let mut counts = CommitCounts::default();
+                let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
+                let since = now() - dedup.window_secs;
+                let index = match &mut *index {
+                    Some(index) => index,
+                    empty => empty.insert(load_band_index(conn, since)?),
+                };
+                index.expire(since);
                 for candidate in &candidates {
-                    match store_candidate(conn, source_id, candidate, &dedup)? {
+                    match store_candidate(conn, source_id, candidate, &dedup, index)? {
                         Outcome::New => counts.new += 1,
                         Outcome::Filtered => counts.filtered += 1,
                         Outcome::Duplicate => counts.duplicate += 1,
@@ -451,6 +465,7 @@ fn store_candidate(
     source_id: i64,
     c: &Candidate,
     dedup: &DedupParams,
+    index: &mut BandIndex,
 ) -> Result<Outcome, StoreError> {
     let known: Option<(i64, Option<String>)> = conn
         .prepare_cached("SELECT item_id, feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?
@@ -470,6 +485,9 @@ fn store_candidate(
             return Ok(Outcome::Duplicate);
         }
         update_item(conn, item_id, c)?;
+        if let Some(signature) = &c.signature {
+            index.insert(item_id, now(), signature.bands);
+        }
         return Ok(Outcome::Updated);
     }
     let same_link: Option<i64> = match &c.canonical_link {
@@ -485,35 +503,30 @@ fn store_candidate(
     }
     if c.hidden {
         // Kept out of the link and content layers, so it never swallows a visible report.
-        let item_id =
-            insert_item(conn, source_id, &Candidate { canonical_link: None, ..c.clone() }, None, None)?;
+        let hidden = Candidate { canonical_link: None, signature: None, ..c.clone() };
+        let item_id = insert_item(conn, source_id, &hidden, None)?;
         remember_guid(conn, source_id, c, item_id)?;
         return Ok(Outcome::Filtered);
     }
-    let text = c.content_text.as_deref().unwrap_or_default();
-    let fingerprint = near::fingerprint(text);
-    let shingles = near::shingles(text);
-    let bands = near::band_keys(&shingles);
     let since = now() - dedup.window_secs;
-    let same_body: Option<i64> = match &fingerprint {
-        Some(fp) if bands.is_some() => conn
-            .prepare_cached("SELECT COALESCE(duplicate_of, id) FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 LIMIT 1")?
-            .query_row(params![fp, since], |row| row.get(0))
-            .optional()?,
-        _ => None,
-    };
-    let cluster = match (same_body, &bands) {
-        (Some(entry), _) => Some(entry),
-        (None, Some(keys)) => nearest(conn, keys, &shingles, since, dedup.threshold)?,
-        (None, None) => None,
-    };
-    let item_id = insert_item(conn, source_id, c, fingerprint.as_deref(), cluster)?;
-    if let Some(keys) = &bands {
-        let mut insert =
-            conn.prepare_cached("INSERT OR IGNORE INTO near_dup_bands (band_key, item_id) VALUES (?1, ?2)")?;
-        for key in keys {
-            insert.execute(params![key, item_id])?;
+    let cluster = match &c.signature {
+        Some(signature) => {
+            let same_body: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT COALESCE(duplicate_of, id) FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 LIMIT 1",
+                )?
+                .query_row(params![signature.fingerprint, since], |row| row.get(0))
+                .optional()?;
+            match same_body {
+                Some(entry) => Some(entry),
+                None => nearest(conn, c, index.candidates(&signature.bands), since, dedup.threshold)?,
+            }
         }
+        None => None,
+    };
+    let item_id = insert_item(conn, source_id, c, cluster)?;
+    if let Some(signature) = &c.signature {
+        index.insert(item_id, now(), signature.bands);
     }
     remember_guid(conn, source_id, c, item_id)?;
     let Some(entry) = cluster else { return Ok(Outcome::New) };
@@ -535,29 +548,28 @@ fn store_candidate(
     Ok(Outcome::Merged)
 }
 
-/// The published entry of the most similar stored item (at least `threshold`) among those that
-/// share an LSH band with the new body, first seen since `since`.
+/// The published entry of the most similar of the `candidates` (items sharing an LSH band,
+/// from the index) whose similarity reaches `threshold`, among those first seen since `since`.
 fn nearest(
     conn: &Connection,
-    keys: &[i64; near::BANDS],
-    shingles: &HashSet<u64>,
+    c: &Candidate,
+    candidates: Vec<i64>,
     since: i64,
     threshold: f64,
 ) -> Result<Option<i64>, StoreError> {
-    let mut candidates = conn.prepare_cached(
-        "SELECT DISTINCT i.id, COALESCE(i.duplicate_of, i.id), i.content_text
-         FROM near_dup_bands b JOIN items i ON i.id = b.item_id
-         WHERE b.band_key IN (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
-           AND i.first_seen >= ?21",
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let mut query = conn.prepare_cached(
+        "SELECT COALESCE(duplicate_of, id), content_text FROM items WHERE id = ?1 AND first_seen >= ?2 AND NOT hidden",
     )?;
-    let mut values: Vec<&dyn rusqlite::ToSql> = keys.iter().map(|k| k as &dyn rusqlite::ToSql).collect();
-    values.push(&since);
-    let rows = candidates
-        .query_map(values.as_slice(), |row| Ok((row.get::<_, i64>(1)?, row.get::<_, Option<String>>(2)?)))?;
+    let own = near::shingles(c.content_text.as_deref().unwrap_or_default());
     let mut best: Option<(f64, i64)> = None;
-    for row in rows {
-        let (entry, text) = row?;
-        let score = near::similarity(shingles, &near::shingles(text.as_deref().unwrap_or_default()));
+    for id in candidates {
+        let row: Option<(i64, Option<String>)> =
+            query.query_row(params![id, since], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        let Some((entry, text)) = row else { continue };
+        let score = near::similarity(&own, &near::shingles(text.as_deref().unwrap_or_default()));
         if score >= threshold && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, entry));
         }
@@ -565,43 +577,60 @@ fn nearest(
     Ok(best.map(|(_, entry)| entry))
 }
 
+/// The band index of the items first seen since `since`, from their stored bands.
+fn load_band_index(conn: &Connection, since: i64) -> Result<BandIndex, StoreError> {
+    let mut index = BandIndex::default();
+    let mut query = conn.prepare(
+        "SELECT id, first_seen, bands FROM items
+         WHERE first_seen >= ?1 AND bands IS NOT NULL AND NOT hidden ORDER BY first_seen, id",
+    )?;
+    let rows = query.query_map([since], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?))
+    })?;
+    for row in rows {
+        let (id, first_seen, bytes) = row?;
+        if let Some(bands) = near::bands_from_bytes(&bytes) {
+            index.insert(id, first_seen, bands);
+        }
+    }
+    Ok(index)
+}
+
 fn insert_item(
     conn: &Connection,
     source_id: i64,
     c: &Candidate,
-    fingerprint: Option<&str>,
     duplicate_of: Option<i64>,
 ) -> Result<i64, StoreError> {
-    let id = conn
-        .prepare_cached(
-            "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
-                categories, summary, content_html, content_text, extracted_by, first_seen,
-                fingerprint, duplicate_of, language, hidden)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-             RETURNING id",
-        )?
-        .query_row(
-            params![
-                source_id,
-                c.canonical_link,
-                c.link,
-                c.title,
-                c.author,
-                c.published,
-                c.updated,
-                serde_json::to_string(&c.categories)?,
-                c.summary,
-                c.content_html,
-                c.content_text,
-                c.extracted_by,
-                now(),
-                fingerprint,
-                duplicate_of,
-                c.language,
-                c.hidden,
-            ],
-            |row| row.get(0),
-        )?;
+    // A plain INSERT and last_insert_rowid(): `RETURNING` would make SQLite open and close a
+    // statement journal per row, which cost a sixth of the writer's time.
+    conn.prepare_cached(
+        "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
+            categories, summary, content_html, content_text, extracted_by, first_seen,
+            fingerprint, bands, duplicate_of, language, hidden)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+    )?
+    .execute(params![
+        source_id,
+        c.canonical_link,
+        c.link,
+        c.title,
+        c.author,
+        c.published,
+        c.updated,
+        serde_json::to_string(&c.categories)?,
+        c.summary,
+        c.content_html,
+        c.content_text,
+        c.extracted_by,
+        now(),
+        c.signature.as_ref().map(|s| s.fingerprint),
+        c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
+        duplicate_of,
+        c.language,
+        c.hidden,
+    ])?;
+    let id = conn.last_insert_rowid();
     insert_tags(conn, id, &c.categories)?;
     Ok(id)
 }
@@ -616,12 +645,11 @@ fn insert_tags(conn: &Connection, item_id: i64, tags: &[String]) -> Result<(), S
 
 /// A known item's new title, body and metadata; its fingerprint and bands follow the new body.
 fn update_item(conn: &Connection, item_id: i64, c: &Candidate) -> Result<(), StoreError> {
-    let text = c.content_text.as_deref().unwrap_or_default();
     conn.prepare_cached(
         "UPDATE items SET title = ?2, author = COALESCE(?3, author), updated = COALESCE(?4, updated),
             categories = ?5, summary = ?6, content_html = COALESCE(?7, content_html),
             content_text = COALESCE(?8, content_text), extracted_by = ?9, changed_at = ?10,
-            fingerprint = COALESCE(?11, fingerprint)
+            fingerprint = COALESCE(?11, fingerprint), bands = COALESCE(?12, bands)
          WHERE id = ?1",
     )?
     .execute(params![
@@ -635,18 +663,11 @@ fn update_item(conn: &Connection, item_id: i64, c: &Candidate) -> Result<(), Sto
         c.content_text,
         c.extracted_by,
         now(),
-        near::fingerprint(text),
+        c.signature.as_ref().map(|s| s.fingerprint),
+        c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
     ])?;
     conn.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?.execute([item_id])?;
     insert_tags(conn, item_id, &c.categories)?;
-    if let Some(keys) = near::band_keys(&near::shingles(text)) {
-        conn.prepare_cached("DELETE FROM near_dup_bands WHERE item_id = ?1")?.execute([item_id])?;
-        let mut insert =
-            conn.prepare_cached("INSERT OR IGNORE INTO near_dup_bands (band_key, item_id) VALUES (?1, ?2)")?;
-        for key in keys {
-            insert.execute(params![key, item_id])?;
-        }
-    }
     Ok(())
 }
 
@@ -710,6 +731,7 @@ mod tests {
             extracted_by: "feed".into(),
             language: None,
             hidden: false,
+            signature: None,
             feed_hash: format!("h-{guid}"),
         }
     }
@@ -770,7 +792,11 @@ mod tests {
         alike, the mayor said after a long session that ran late into the evening.";
 
     fn story(guid: &str, link: &str, text: &str) -> Candidate {
-        Candidate { content_text: Some(text.into()), ..candidate(guid, link, 10) }
+        Candidate {
+            content_text: Some(text.into()),
+            signature: near::Signature::of(text),
+            ..candidate(guid, link, 10)
+        }
     }
 
     #[tokio::test]
@@ -829,6 +855,7 @@ mod tests {
         assert_eq!(same.duplicate, 1);
         assert_eq!(store.generation(), generation, "nothing changed");
         let mut changed = story("1", "https://a.example/1", OTHER);
+        assert!(changed.signature.is_some());
         changed.title = "Corrected title".into();
         changed.feed_hash = "h-changed".into();
         let c = store.commit_poll(ids["a"], vec![changed], ok).await.unwrap();
