@@ -274,7 +274,17 @@ impl Poller {
         .map_err(|error| PollError::Parse { url: feed_url.to_string(), error })?;
 
         let items = self.new_items(source_id, parsed.items).await?;
-        let (candidates, complete) = self.candidates(source, items).await;
+        let (mut candidates, complete) = self.candidates(source, items).await;
+        // The bodies' dedup signatures are CPU work: off the I/O threads, before the write.
+        candidates = tokio::task::spawn_blocking(move || {
+            for candidate in &mut candidates {
+                candidate.signature =
+                    near::Signature::of(candidate.content_text.as_deref().unwrap_or_default());
+            }
+            candidates
+        })
+        .await
+        .map_err(|e| PollError::Task(e.to_string()))?;
         if !complete {
             report.note = Some("some pages deferred to the next poll".into());
         }
@@ -517,9 +527,8 @@ fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candida
         author: author.as_deref().unwrap_or_default(),
         tags: &categories,
     });
-    let signature = article.as_ref().and_then(|a| near::Signature::of(&a.text));
     Candidate {
-        signature,
+        signature: None,
         hidden,
         guid: item.guid,
         // Published links are the clean ones: no tracking parameters, no fragment.

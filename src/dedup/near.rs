@@ -23,19 +23,67 @@ const HASHES: usize = BANDS * ROWS;
 /// "air-raid alert" notice matches every other one).
 pub const MIN_SHINGLES: usize = 20;
 
-/// The words of a text: lower-case runs of letters and digits.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// The words of a text — lower-case runs of letters and digits — each as a stable 64-bit hash
+/// (FNV-1a of its UTF-8; stored band keys must not change between runs or builds). One pass,
+/// no allocation per word.
+fn word_hashes(text: &str) -> Vec<u64> {
+    let mut words = Vec::with_capacity(text.len() / 6);
+    let mut hash = FNV_OFFSET;
+    let mut in_word = false;
+    let feed = |hash: &mut u64, byte: u8| {
+        *hash ^= u64::from(byte);
+        *hash = hash.wrapping_mul(FNV_PRIME);
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                feed(&mut hash, c.to_ascii_lowercase() as u8);
+                in_word = true;
+                continue;
+            }
+        } else if let Some(lower) = cyrillic_lower(c) {
+            // The common non-ASCII case (Ukrainian, Russian) without Unicode table lookups.
+            let mut buffer = [0u8; 4];
+            for &byte in lower.encode_utf8(&mut buffer).as_bytes() {
+                feed(&mut hash, byte);
+            }
+            in_word = true;
+            continue;
+        } else if c.is_alphanumeric() {
+            for lower in c.to_lowercase() {
+                let mut buffer = [0u8; 4];
+                for &byte in lower.encode_utf8(&mut buffer).as_bytes() {
+                    feed(&mut hash, byte);
+                }
+            }
+            in_word = true;
+            continue;
+        }
+        if in_word {
+            words.push(hash);
+            hash = FNV_OFFSET;
+            in_word = false;
+        }
+    }
+    if in_word {
+        words.push(hash);
+    }
+    words
 }
 
-/// A stable 64-bit hash (FNV-1a); stored band keys must not change between runs or builds.
-fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+/// A basic Cyrillic letter (U+0400–U+045F) in lower case; `None` for anything else.
+fn cyrillic_lower(c: char) -> Option<char> {
+    let code = c as u32;
+    let lower = match code {
+        0x0400..=0x040F => code + 0x50,
+        0x0410..=0x042F => code + 0x20,
+        0x0430..=0x045F => code,
+        _ => return None,
+    };
+    char::from_u32(lower)
 }
 
 /// SplitMix64's finalizer: spreads a 64-bit value over all bits.
@@ -47,33 +95,22 @@ fn mix(mut x: u64) -> u64 {
 
 /// The shingle hashes of a text.
 pub fn shingles(text: &str) -> HashSet<u64> {
-    let words = words(text);
+    let words = word_hashes(text);
     if words.len() < SHINGLE {
-        return words.iter().map(|w| fnv1a(w.as_bytes(), 0)).collect();
+        return words.into_iter().collect();
     }
-    words
-        .windows(SHINGLE)
-        .map(|window| window.iter().fold(0u64, |acc, w| mix(acc ^ fnv1a(w.as_bytes(), 0))))
-        .collect()
+    words.windows(SHINGLE).map(|window| window.iter().fold(0u64, |acc, &w| mix(acc ^ w))).collect()
 }
 
-/// The first 64 bits of the SHA-256 of the normalized words: equal for bodies that differ only
-/// in markup, case, punctuation or spacing.
+/// A 64-bit hash of the sequence of normalized words: equal for bodies that differ only in
+/// markup, case, punctuation or spacing (two different bodies share one with a chance of about
+/// one in 10¹⁹).
 pub fn fingerprint(text: &str) -> Option<i64> {
-    use sha2::Digest;
-    let words = words(text);
+    let words = word_hashes(text);
     if words.is_empty() {
         return None;
     }
-    let mut hasher = sha2::Sha256::new();
-    for word in &words {
-        hasher.update(word.as_bytes());
-        hasher.update(b" ");
-    }
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    Some(i64::from_le_bytes(first))
+    Some(words.iter().fold(words.len() as u64, |acc, &w| mix(acc.rotate_left(5) ^ w)) as i64)
 }
 
 /// What the store needs to find a body's duplicates: its fingerprint and LSH band keys
@@ -185,6 +222,19 @@ mod tests {
         assert!(ka.iter().zip(kb.iter()).any(|(x, y)| x == y), "shares a band");
         assert_eq!(bands_from_bytes(&bands_to_bytes(&ka)), Some(ka));
         assert_eq!(bands_from_bytes(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn cyrillic_fast_path_matches_unicode_lowercase() {
+        for code in 0x0400..=0x045F {
+            let c = char::from_u32(code).unwrap();
+            assert_eq!(
+                cyrillic_lower(c).map(String::from),
+                Some(c.to_lowercase().collect::<String>()),
+                "{c}"
+            );
+        }
+        assert_eq!(fingerprint("ЇЖАК Ґанок"), fingerprint("їжак ґанок"));
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub enum StoreError {
 
 /// The writer connection's page cache, at most.
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// How often, at most, the WAL is copied into the database file while writes come in.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// WAL size (in pages) beyond which the checkpointer briefly holds up the writer.
+const MAX_WAL_FRAMES: i64 = 64 * 1024;
 /// Most writes committed together.
 const MAX_GROUP: usize = 512;
 /// Most read connections open at once.
@@ -105,17 +109,25 @@ impl Store {
         // The writer walks the indexes of every layer for every item: a page cache big enough
         // for them keeps it off the disk (SQLite's default is 2 MiB); it only grows as used.
         write_conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_err)?;
-        write_conn.pragma_update(None, "wal_autocheckpoint", 4000).map_err(open_err)?;
+        // Checkpoints (copying the WAL into the database file) run on their own thread instead.
+        write_conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut write_conn)
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
         let readers = Arc::new(ReadPool::new(path.to_owned())?);
 
+        let checkpoint_conn = open_reader(path)?;
         let (writer, jobs) = mpsc::channel::<WriteJob>();
+        let (wrote, writes) = mpsc::channel::<()>();
+        let spawn_err = |e| StoreError::CreateDir { path: path.to_owned(), source: e };
         std::thread::Builder::new()
             .name("feedmill-writer".into())
-            .spawn(move || write_loop(&write_conn, &jobs))
-            .map_err(|e| StoreError::CreateDir { path: path.to_owned(), source: e })?;
+            .spawn(move || write_loop(&write_conn, &jobs, &wrote))
+            .map_err(spawn_err)?;
+        std::thread::Builder::new()
+            .name("feedmill-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &writes))
+            .map_err(spawn_err)?;
         Ok(Store {
             writer,
             readers,
@@ -184,8 +196,9 @@ impl Store {
     }
 }
 
-/// The writer thread: takes whatever writes are queued, commits them as one transaction, answers.
-fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>) {
+/// The writer thread: takes whatever writes are queued, commits them as one transaction, answers,
+/// and tells the checkpointer.
+fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>, wrote: &mpsc::Sender<()>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -205,7 +218,30 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>) {
         for reply in replies {
             reply(error.as_deref());
         }
+        let _ = wrote.send(());
     }
+}
+
+/// The checkpointer thread: while writes come in, copies the WAL into the database file at
+/// most every [`CHECKPOINT_EVERY`] (PASSIVE: never blocks the writer or readers), so the writer
+/// never stops to do it and the WAL stays small; a last full checkpoint when the store closes.
+fn checkpoint_loop(conn: &Connection, writes: &mpsc::Receiver<()>) {
+    // (WAL frames, frames copied), or None when the checkpoint failed.
+    let checkpoint = |mode: &str| -> Option<(i64, i64)> {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| Ok((row.get(1)?, row.get(2)?)))
+            .inspect_err(|error| tracing::warn!(%error, "database checkpoint failed"))
+            .ok()
+    };
+    while writes.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        while writes.try_recv().is_ok() {}
+        // Under writes that never pause, a passive checkpoint never catches up and the WAL only
+        // grows; past a bound, RESTART makes the writer wait once so the WAL starts over.
+        if checkpoint("PASSIVE").is_some_and(|(frames, _)| frames > MAX_WAL_FRAMES) {
+            checkpoint("RESTART");
+        }
+    }
+    checkpoint("TRUNCATE");
 }
 
 /// Runs one write in a savepoint, so its failure undoes only its own changes.
