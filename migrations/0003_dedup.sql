@@ -11,7 +11,7 @@ ALTER TABLE items ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;  -- 1: failed it
 
 CREATE INDEX items_fingerprint ON items (fingerprint) WHERE fingerprint IS NOT NULL;
 CREATE INDEX items_cluster ON items (duplicate_of) WHERE duplicate_of IS NOT NULL;
-CREATE INDEX items_first_seen ON items (first_seen);  -- the dedup window, loaded into the band index at start
+CREATE INDEX items_banded ON items (first_seen) WHERE bands IS NOT NULL;  -- the dedup window, loaded into the band index at start
 
 -- Each item's tags (its categories), for the per-tag feeds; matched exactly.
 CREATE TABLE item_tags (

@@ -97,7 +97,9 @@ pub async fn poll_once(
     }
     reports.sort_by_key(|(index, _)| *index);
     store.flush().await?;
-    Ok((reports.into_iter().map(|(_, report)| report).collect(), started.elapsed()))
+    let cycle = started.elapsed();
+    store.close().await?;
+    Ok((reports.into_iter().map(|(_, report)| report).collect(), cycle))
 }
 
 /// `feedmill run`: serves HTTP and polls on schedule until SIGTERM/SIGINT, then stops starting
@@ -120,7 +122,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!("shutting down");
     trigger.trigger();
     scheduler.stop(SHUTDOWN_GRACE).await;
-    store.flush().await?;
+    store.close().await?;
     match tokio::time::timeout(Duration::from_secs(1), server).await {
         Ok(Ok(Err(error))) => return Err(DaemonError::Serve(error)),
         Ok(_) => {}

@@ -30,6 +30,8 @@ use crate::websub::Notifier;
 
 /// The longest a failing source is left alone.
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// Bodies up to this size get their dedup signature on the poll's own task (a few µs).
+const INLINE_SIGNATURE_BYTES: usize = 2048;
 /// How long a fetched page's result is reused for other sources announcing the same link.
 const PAGE_MEMORY: Duration = Duration::from_secs(30 * 60);
 
@@ -275,16 +277,23 @@ impl Poller {
 
         let items = self.new_items(source_id, parsed.items).await?;
         let (mut candidates, complete) = self.candidates(source, items).await;
-        // The bodies' dedup signatures are CPU work: off the I/O threads, before the write.
-        candidates = tokio::task::spawn_blocking(move || {
-            for candidate in &mut candidates {
-                candidate.signature =
-                    near::Signature::of(candidate.content_text.as_deref().unwrap_or_default());
-            }
-            candidates
-        })
-        .await
-        .map_err(|e| PollError::Task(e.to_string()))?;
+        // Dedup signatures: short bodies (feed descriptions) inline, full articles — CPU work —
+        // together off the I/O threads.
+        let long = |c: &Candidate| c.content_text.as_ref().is_some_and(|t| t.len() > INLINE_SIGNATURE_BYTES);
+        for candidate in candidates.iter_mut().filter(|c| !long(c)) {
+            candidate.signature = near::Signature::of(candidate.content_text.as_deref().unwrap_or_default());
+        }
+        if candidates.iter().any(long) {
+            candidates = tokio::task::spawn_blocking(move || {
+                for candidate in candidates.iter_mut().filter(|c| long(c)) {
+                    candidate.signature =
+                        near::Signature::of(candidate.content_text.as_deref().unwrap_or_default());
+                }
+                candidates
+            })
+            .await
+            .map_err(|e| PollError::Task(e.to_string()))?;
+        }
         if !complete {
             report.note = Some("some pages deferred to the next poll".into());
         }

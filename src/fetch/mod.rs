@@ -281,6 +281,7 @@ fn build_client(config: &FetchConfig, redirects: Redirects) -> Result<Client, Fe
         .default_headers(headers)
         .timeout(Duration::from_secs(config.timeout_secs))
         .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
+        .pool_max_idle_per_host(config.max_connections)
         .redirect(match &redirects {
             Redirects::Manual => redirect::Policy::none(),
             Redirects::Follow { guarded } => redirect_policy(guarded.clone()),

@@ -50,8 +50,10 @@ pub enum StoreError {
     Commit(String),
 }
 
+/// A read connection's page cache, at most.
+const READER_CACHE_KIB: i64 = 1024;
 /// The writer connection's page cache, at most.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const WRITER_CACHE_KIB: i64 = 4 * 1024;
 /// How often, at most, the WAL is copied into the database file while writes come in.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 /// WAL size (in pages) beyond which the checkpointer briefly holds up the writer.
@@ -194,6 +196,13 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(())).await
     }
+
+    /// Waits for the queued writes, then copies the whole WAL into the database file and empties
+    /// it, so the next process starts without a WAL to replay. For a clean exit.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.flush().await?;
+        self.read(|conn| Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?)).await
+    }
 }
 
 /// The writer thread: takes whatever writes are queued, commits them as one transaction, answers,
@@ -302,6 +311,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let open_err = |source| StoreError::Open { path: path.to_owned(), source };
     let conn = Connection::open(path).map_err(open_err)?;
     configure(&conn).map_err(open_err)?;
+    // Reads touch few pages each (a GUID, a feed's newest items); up to MAX_READERS of these.
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB).map_err(open_err)?;
     Ok(conn)
 }
 
