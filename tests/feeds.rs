@@ -602,3 +602,38 @@ fn websub_hub_is_advertised_and_pinged_when_entries_appear() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(pings.lock().unwrap().len(), count);
 }
+
+#[test]
+fn an_item_the_feed_changes_is_updated_never_duplicated() {
+    let fixture = Fixture::default();
+    fixture.add("u.example/rss", 200, "application/rss+xml", rss("U", &[item("u1", "http://u.example/1", "First headline", "T", STORY)]));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"u\"\nurl = \"http://u.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let poll = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+            .current_dir(work.path(""))
+            .args(["poll", "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(poll().contains("1 new"));
+    let corrected = STORY.replace("Three people were injured", "Four people were injured");
+    fixture.add("u.example/rss", 200, "application/rss+xml", rss("U", &[item("u1", "http://u.example/1", "Corrected headline", "T", &corrected)]));
+    let second = poll();
+    assert!(second.contains("0 new, 0 duplicate, 1 updated"), "{second}");
+    let daemon = Daemon::start(&config, port);
+    let atom = text(&get(&format!("{}/feed.atom", daemon.base), &[]));
+    assert_eq!(titles_and_links(&atom), vec![("Corrected headline".to_owned(), "http://u.example/1".to_owned())]);
+    assert!(atom.contains("Four people were injured") && !atom.contains("Three people were injured"));
+    let published = atom.split("<published>").nth(1).unwrap().split('<').next().unwrap();
+    let updated = atom.split("<entry>").nth(1).unwrap().split("<updated>").nth(1).unwrap().split('<').next().unwrap();
+    assert!(updated > published, "the entry's updated time moved: {published} → {updated}");
+}
