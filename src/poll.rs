@@ -368,7 +368,12 @@ impl Poller {
             tokio::select! {
                 next = fetches.join_next() => match next {
                     Some(Ok((_, _, Some(Err(PageError { deferred: true, .. }))))) => complete = false,
-                    Some(Ok((index, new, page))) => {
+                    Some(Ok((index, mut new, page))) => {
+                        // The page's own canonical link (an AMP page's, a syndicated copy's)
+                        // is the article's identity.
+                        if let Some(Ok(Extraction { canonical: Some(canonical), .. })) = &page {
+                            new.link = Some(self.links.canonical(canonical));
+                        }
                         let article = page.and_then(|page| self.choose_article(&new.item, page));
                         candidates.push((index, candidate(source, new, article)));
                     }

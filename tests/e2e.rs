@@ -149,8 +149,9 @@ fn poll_then_run_publishes_clean_deduplicated_full_text() {
             && korea.contains("<category term=\"North Korea\"/>"),
         "{korea}"
     );
-    // Published with the clean link: no tracking parameters, no fragment.
-    assert!(korea.contains("href=\"http://unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn\"/>"), "{korea}");
+    // Published with the page's own canonical link (https; the feed said http, with tracking
+    // parameters and a fragment).
+    assert!(korea.contains("href=\"https://unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn\"/>"), "{korea}");
     let body = content(korea);
     for wanted in [
         "North Korea plans to send an additional 25,000-30,000 troops to Russia",

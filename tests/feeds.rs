@@ -606,7 +606,12 @@ fn websub_hub_is_advertised_and_pinged_when_entries_appear() {
 #[test]
 fn an_item_the_feed_changes_is_updated_never_duplicated() {
     let fixture = Fixture::default();
-    fixture.add("u.example/rss", 200, "application/rss+xml", rss("U", &[item("u1", "http://u.example/1", "First headline", "T", STORY)]));
+    fixture.add(
+        "u.example/rss",
+        200,
+        "application/rss+xml",
+        rss("U", &[item("u1", "http://u.example/1", "First headline", "T", STORY)]),
+    );
     let fixture = fixture.start();
     let work = Workspace::new();
     let port = free_port();
@@ -626,14 +631,67 @@ fn an_item_the_feed_changes_is_updated_never_duplicated() {
     };
     assert!(poll().contains("1 new"));
     let corrected = STORY.replace("Three people were injured", "Four people were injured");
-    fixture.add("u.example/rss", 200, "application/rss+xml", rss("U", &[item("u1", "http://u.example/1", "Corrected headline", "T", &corrected)]));
+    fixture.add(
+        "u.example/rss",
+        200,
+        "application/rss+xml",
+        rss("U", &[item("u1", "http://u.example/1", "Corrected headline", "T", &corrected)]),
+    );
     let second = poll();
     assert!(second.contains("0 new, 0 duplicate, 1 updated"), "{second}");
     let daemon = Daemon::start(&config, port);
     let atom = text(&get(&format!("{}/feed.atom", daemon.base), &[]));
-    assert_eq!(titles_and_links(&atom), vec![("Corrected headline".to_owned(), "http://u.example/1".to_owned())]);
+    assert_eq!(
+        titles_and_links(&atom),
+        vec![("Corrected headline".to_owned(), "http://u.example/1".to_owned())]
+    );
     assert!(atom.contains("Four people were injured") && !atom.contains("Three people were injured"));
     let published = atom.split("<published>").nth(1).unwrap().split('<').next().unwrap();
-    let updated = atom.split("<entry>").nth(1).unwrap().split("<updated>").nth(1).unwrap().split('<').next().unwrap();
+    let updated =
+        atom.split("<entry>").nth(1).unwrap().split("<updated>").nth(1).unwrap().split('<').next().unwrap();
     assert!(updated > published, "the entry's updated time moved: {published} → {updated}");
+}
+
+#[test]
+fn a_page_naming_another_canonical_article_is_that_article() {
+    let page = |canonical: &str, words: &str| {
+        format!(
+            "<html><head><link rel=\"canonical\" href=\"{canonical}\"></head><body><article><p>{words}</p><p>{STORY}</p></article></body></html>"
+        )
+        .into_bytes()
+    };
+    let fixture = Fixture::default();
+    fixture.add(
+        "a.example/rss",
+        200,
+        "application/rss+xml",
+        rss("A", &[item("a1", "http://a.example/story", "Story", "T", "Lead.")]),
+    );
+    fixture.add("a.example/story", 200, "text/html", page("http://a.example/story", "Original."));
+    // An AMP copy on another host whose page names the original as canonical.
+    fixture.add(
+        "b.example/rss",
+        200,
+        "application/rss+xml",
+        rss("B", &[item("b1", "http://amp.b.example/amp/story", "Story (AMP)", "T", "Lead.")]),
+    );
+    fixture.add("amp.b.example/amp/story", 200, "text/html", page("http://a.example/story", "AMP copy."));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[fetch]\nproxy = \"{}\"\n\
+         [[sources]]\nname = \"a\"\nurl = \"http://a.example/rss\"\n[[sources]]\nname = \"b\"\nurl = \"http://b.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let mut stdout = String::new();
+    for source in ["a", "b"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+            .current_dir(work.path(""))
+            .args(["poll", "--source", source, "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+    }
+    assert!(stdout.contains("a: HTTP 200, 1 new"), "{stdout}");
+    assert!(stdout.contains("b: HTTP 200, 0 new, 1 duplicate"), "{stdout}");
 }

@@ -82,6 +82,9 @@ pub struct Extraction {
     /// The next page of a multi-page article, when the site rule has a `next_page` selector that
     /// matched a link on the same host.
     pub next_page: Option<Url>,
+    /// The page's own `<link rel="canonical">` (else `og:url`), when it names an article (not a
+    /// site's home page).
+    pub canonical: Option<Url>,
 }
 
 /// The most pages of one multi-page article that are fetched and joined.
@@ -115,6 +118,7 @@ impl Extractor {
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
         let page = meta::page_metadata(&doc, url, ld.as_ref());
+        let canonical = canonical_of(&doc).filter(|c| c.path().trim_matches('/') != "");
         let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
         if let Some(rule) = self.rules.for_host(host) {
@@ -124,7 +128,7 @@ impl Extractor {
                 let strip: Vec<&Selector> = rule.spec.strip.iter().map(|s| &s.selector).collect();
                 let next_page = next_page_link(&doc, rule, url);
                 if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, meta) {
-                    return Extraction { article: Some(article), rule_miss: None, next_page };
+                    return Extraction { article: Some(article), rule_miss: None, next_page, canonical };
                 }
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
@@ -142,7 +146,7 @@ impl Extractor {
             Some(body) => Some(structured_article(&body, url, page)),
             None => generic,
         };
-        Extraction { article, rule_miss, next_page: None }
+        Extraction { article, rule_miss, next_page: None, canonical }
     }
 
     /// Appends a later page of a multi-page article (extracted with [`Extractor::extract`]) to
@@ -259,10 +263,12 @@ static CANONICAL: LazyLock<Selector> =
 
 /// The page's own idea of its URL: `<link rel="canonical">`, else `og:url`.
 pub fn canonical_url(html: &str) -> Option<Url> {
-    let doc = Html::parse_document(html);
-    let found = doc.select(&CANONICAL).find_map(|e| {
+    canonical_of(&Html::parse_document(html))
+}
+
+fn canonical_of(doc: &Html) -> Option<Url> {
+    doc.select(&CANONICAL).find_map(|e| {
         let value = e.value().attr("href").or_else(|| e.value().attr("content"))?;
         Url::parse(value.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
-    });
-    found
+    })
 }
