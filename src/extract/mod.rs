@@ -118,7 +118,7 @@ impl Extractor {
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
         let page = meta::page_metadata(&doc, url, ld.as_ref());
-        let canonical = canonical_of(&doc).filter(|c| c.path().trim_matches('/') != "");
+        let canonical = canonical_of(&doc).filter(|c| !c.path().trim_matches('/').is_empty());
         let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
         if let Some(rule) = self.rules.for_host(host) {
