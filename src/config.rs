@@ -48,11 +48,15 @@ pub struct Config {
 pub struct StorageConfig {
     /// The SQLite file; its folder is created if missing.
     pub path: PathBuf,
+    /// Items first seen longer ago than this are removed (0: kept forever).
+    pub max_age_days: u32,
+    /// Each source keeps at most this many items, its newest (0: no limit).
+    pub max_items_per_source: usize,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { path: PathBuf::from("data/feedmill.db") }
+        Self { path: PathBuf::from("data/feedmill.db"), max_age_days: 90, max_items_per_source: 10_000 }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, Source};
+use crate::config::{Config, Source, StorageConfig};
 use crate::extract::{rules::RuleFileError, Extractor, SiteRules};
 use crate::fetch::{FetchError, Fetcher};
 use crate::poll::{PollReport, Poller};
@@ -17,6 +17,8 @@ use crate::shutdown::{self, Shutdown};
 use crate::store::{DedupParams, Store, StoreError};
 use crate::websub::Notifier;
 
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// How long running polls get to finish their writes after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
@@ -112,6 +114,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
     let state = Arc::new(AppState::new(store.clone(), &config));
     let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    tokio::spawn(retention(store.clone(), config.storage.clone(), shutdown.clone()));
     let scheduler = Scheduler::start(poller, &config.sources, shutdown.clone()).await?;
     tracing::info!(
         listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
@@ -130,6 +133,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Applies `[storage]` retention at start and then every [`RETENTION_EVERY`], until shutdown.
+async fn retention(store: Store, storage: StorageConfig, shutdown: Shutdown) {
+    loop {
+        match store.apply_retention(storage.max_age_days, storage.max_items_per_source).await {
+            Ok(done) if done.removed > 0 => {
+                tracing::info!(removed = done.removed, "retention removed old items")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "retention failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -29,6 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0001_initial.sql")),
     M::up(include_str!("../../migrations/0002_poll_pacing.sql")),
     M::up(include_str!("../../migrations/0003_dedup.sql")),
+    M::up(include_str!("../../migrations/0004_retention.sql")),
 ];
 
 /// A store operation that failed.
@@ -113,6 +114,7 @@ impl Store {
         write_conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_err)?;
         // Checkpoints (copying the WAL into the database file) run on their own thread instead.
         write_conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
+        incremental_vacuum(&write_conn).map_err(open_err)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut write_conn)
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
@@ -314,6 +316,24 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     // Reads touch few pages each (a GUID, a feed's newest items); up to MAX_READERS of these.
     conn.pragma_update(None, "cache_size", -READER_CACHE_KIB).map_err(open_err)?;
     Ok(conn)
+}
+
+/// Makes the database give freed pages back to the file system bit by bit (retention runs
+/// `PRAGMA incremental_vacuum`), so it does not only ever grow. A new database gets the setting
+/// before its first table; one created by an older feedmill is rewritten once (`VACUUM`).
+fn incremental_vacuum(conn: &Connection) -> rusqlite::Result<()> {
+    const INCREMENTAL: i64 = 2;
+    let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if mode == INCREMENTAL {
+        return Ok(());
+    }
+    conn.pragma_update(None, "auto_vacuum", INCREMENTAL)?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+    if tables > 0 {
+        tracing::info!("rewriting the database once so it can shrink (VACUUM)");
+        conn.execute_batch("VACUUM")?;
+    }
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

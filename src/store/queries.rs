@@ -102,6 +102,13 @@ pub struct CommitCounts {
     pub filtered: usize,
 }
 
+/// What a retention pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Items removed (tombstones keep them from coming back).
+    pub removed: usize,
+}
+
 /// Which items a feed shows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FeedScope {
@@ -231,15 +238,22 @@ impl Store {
         self.read(move |conn| {
             let mut guid_query =
                 conn.prepare_cached("SELECT feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
+            // Removed by retention: known for good, never delivered again.
+            let mut tombstone =
+                conn.prepare_cached("SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2")?;
             let mut known_guids = HashMap::new();
             for guid in guids {
                 let hash: Option<Option<String>> =
                     guid_query.query_row(params![source_id, guid], |row| row.get(0)).optional()?;
                 if let Some(hash) = hash {
                     known_guids.insert(guid, hash);
+                } else if tombstone.exists(params![source_id, guid])? {
+                    known_guids.insert(guid, None);
                 }
             }
-            let mut link_query = conn.prepare_cached("SELECT 1 FROM items WHERE canonical_link = ?1")?;
+            let mut link_query = conn.prepare_cached(
+                "SELECT 1 FROM items WHERE canonical_link = ?1 UNION ALL SELECT 1 FROM tombstone_links WHERE canonical_link = ?1",
+            )?;
             let mut known_links = HashSet::new();
             for link in links {
                 if link_query.exists([&link])? {
@@ -417,6 +431,61 @@ impl Store {
         .await
     }
 
+    /// Removes the items first seen more than `max_age_days` ago and each source's items beyond
+    /// its newest `max_items_per_source` (0: no limit), with the other reports of their stories;
+    /// leaves tombstones (their GUIDs and canonical links) so they never come back, and gives
+    /// the freed pages back to the file system.
+    pub async fn apply_retention(
+        &self,
+        max_age_days: u32,
+        max_items_per_source: usize,
+    ) -> Result<Retention, StoreError> {
+        let cutoff = (max_age_days > 0).then(|| now() - i64::from(max_age_days) * 86_400);
+        let cap = (max_items_per_source > 0).then_some(max_items_per_source as i64);
+        let removed = self
+            .write(move |conn| {
+                conn.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY); DELETE FROM temp.expired;",
+                )?;
+                conn.execute("INSERT OR IGNORE INTO temp.expired SELECT id FROM items WHERE first_seen < ?1", [cutoff])?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO temp.expired SELECT id FROM (
+                        SELECT id, ROW_NUMBER() OVER (PARTITION BY source_id ORDER BY first_seen DESC, id DESC) AS n
+                        FROM items) WHERE n > ?1",
+                    [cap],
+                )?;
+                conn.execute_batch(
+                    "INSERT OR IGNORE INTO temp.expired
+                         SELECT id FROM items WHERE duplicate_of IN (SELECT id FROM temp.expired);",
+                )?;
+                let stamp = now();
+                conn.execute(
+                    "INSERT OR IGNORE INTO tombstone_guids (source_id, guid, removed_at)
+                     SELECT source_id, guid, ?1 FROM item_guids WHERE item_id IN (SELECT id FROM temp.expired)",
+                    [stamp],
+                )?;
+                conn.execute(
+                    "INSERT OR IGNORE INTO tombstone_links (canonical_link, removed_at)
+                     SELECT canonical_link, ?1 FROM items
+                     WHERE id IN (SELECT id FROM temp.expired) AND canonical_link IS NOT NULL",
+                    [stamp],
+                )?;
+                conn.execute_batch(
+                    "DELETE FROM item_guids WHERE item_id IN (SELECT id FROM temp.expired);
+                     DELETE FROM item_tags WHERE item_id IN (SELECT id FROM temp.expired);
+                     UPDATE items SET duplicate_of = NULL WHERE duplicate_of IN (SELECT id FROM temp.expired);",
+                )?;
+                let removed = conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.expired)", [])?;
+                conn.execute_batch("DELETE FROM temp.expired; PRAGMA incremental_vacuum;")?;
+                Ok(removed)
+            })
+            .await?;
+        if removed > 0 {
+            self.items_changed();
+        }
+        Ok(Retention { removed })
+    }
+
     /// Every source with its poll state and item count, by name.
     pub async fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
         self.read(|conn| {
@@ -489,6 +558,23 @@ fn store_candidate(
             index.insert(item_id, now(), signature.bands);
         }
         return Ok(Outcome::Updated);
+    }
+    let tombstoned = conn
+        .prepare_cached("SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2")?
+        .exists(params![source_id, c.guid])?
+        || match &c.canonical_link {
+            Some(link) => conn
+                .prepare_cached("SELECT 1 FROM tombstone_links WHERE canonical_link = ?1")?
+                .exists([link])?,
+            None => false,
+        };
+    if tombstoned {
+        // Retention removed this story: it does not come back, under this GUID or a new one.
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO tombstone_guids (source_id, guid, removed_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![source_id, c.guid, now()])?;
+        return Ok(Outcome::Duplicate);
     }
     let same_link: Option<i64> = match &c.canonical_link {
         Some(link) => conn
@@ -868,6 +954,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retention_removes_old_and_surplus_items_and_leaves_tombstones() {
+        let (_dir, store, ids) = store().await;
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        let items = (1..=4).map(|n| candidate(&n.to_string(), &format!("https://e.com/{n}"), n)).collect();
+        store.commit_poll(ids["a"], items, ok.clone()).await.unwrap();
+        // Item 1 is 100 days old.
+        store.write(|c| Ok(c.execute("UPDATE items SET first_seen = first_seen - 100 * 86400 WHERE canonical_link = 'https://e.com/1'", []).map(|_| ())?)).await.unwrap();
+        assert_eq!(store.apply_retention(90, 0).await.unwrap(), Retention { removed: 1 });
+        // Of the remaining three, a's newest two stay.
+        assert_eq!(store.apply_retention(90, 2).await.unwrap(), Retention { removed: 1 });
+        let left: Vec<String> = store
+            .entries(FeedScope::All, 10, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.title)
+            .collect();
+        assert_eq!(left.len(), 2);
+        // The source still lists everything: removed items are known, under their GUID or their link.
+        let (guids, links) = store
+            .known(
+                ids["a"],
+                vec!["1".into(), "2".into(), "3".into(), "4".into()],
+                vec!["https://e.com/1".into()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(guids.len(), 4);
+        assert!(links.contains("https://e.com/1"));
+        let again = vec![candidate("1", "https://e.com/1", 1), candidate("other-guid", "https://e.com/1", 1)];
+        let counts = store.commit_poll(ids["b"], again, ok).await.unwrap();
+        assert_eq!((counts.new, counts.duplicate), (0, 2), "never comes back");
+        assert_eq!(store.apply_retention(0, 0).await.unwrap(), Retention { removed: 0 });
+    }
+
+    #[tokio::test]
     async fn failures_are_recorded_without_touching_items() {
         let (_dir, store, ids) = store().await;
         let success = PollSuccess {
@@ -910,5 +1033,8 @@ mod tests {
         let journal: String =
             store.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
         assert_eq!(journal, "wal");
+        let auto_vacuum: i64 =
+            store.read(|c| Ok(c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(auto_vacuum, 2, "incremental: retention gives pages back");
     }
 }

@@ -1,0 +1,13 @@
+-- Retention: what it removed, so a source that still lists an item does not bring it back.
+
+CREATE TABLE tombstone_guids (
+    source_id  INTEGER NOT NULL,
+    guid       TEXT NOT NULL,
+    removed_at INTEGER NOT NULL,
+    PRIMARY KEY (source_id, guid)
+) WITHOUT ROWID;
+
+CREATE TABLE tombstone_links (
+    canonical_link TEXT PRIMARY KEY,
+    removed_at     INTEGER NOT NULL
+) WITHOUT ROWID;
