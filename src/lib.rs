@@ -25,6 +25,7 @@ pub mod extract;
 pub mod feed;
 pub mod fetch;
 pub mod filter;
+pub mod metrics;
 pub mod poll;
 pub mod publish;
 pub mod schedule;

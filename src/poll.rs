@@ -24,6 +24,7 @@ use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
 use crate::fetch::{FeedResponse, FetchError, Fetcher};
 use crate::filter::ItemText;
+use crate::metrics::metrics;
 use crate::shutdown::Shutdown;
 use crate::store::{Candidate, CommitCounts, PollState, PollSuccess, Store, StoreError};
 use crate::websub::Notifier;
@@ -181,6 +182,23 @@ impl Poller {
             report.note = Some(format!("retry in {}s", wait.as_secs()));
         }
         report.duration = started.elapsed();
+        let outcome = match (&report.error, report.status) {
+            (Some(_), _) => "error",
+            (None, Some(304)) => "not_modified",
+            (None, _) if report.note.as_deref() == Some("unchanged") => "not_modified",
+            (None, _) => "ok",
+        };
+        let m = metrics();
+        m.poll(&source.name, outcome);
+        for (kind, count) in [
+            ("new", report.new),
+            ("duplicate", report.duplicate),
+            ("merged", report.merged),
+            ("updated", report.updated),
+            ("filtered", report.filtered),
+        ] {
+            m.items(&source.name, kind, count);
+        }
         let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
         let duration_ms = report.duration.as_millis() as u64;
         let note = report.note.as_deref().unwrap_or("");
@@ -233,7 +251,15 @@ impl Poller {
             }
             _ => source.url.clone(),
         };
-        let fetched = match self.fetcher.fetch_feed(&url, &state.validators).await? {
+        let requested = Instant::now();
+        let response = self.fetcher.fetch_feed(&url, &state.validators).await;
+        let status = match &response {
+            Ok(FeedResponse::NotModified) => Some(304),
+            Ok(FeedResponse::Fetched(fetched)) => Some(fetched.status),
+            Err(error) => error.status(),
+        };
+        metrics().response("feed", status, requested.elapsed());
+        let fetched = match response? {
             FeedResponse::NotModified => {
                 report.status = Some(304);
                 report.note = Some("not modified".into());
@@ -468,15 +494,20 @@ impl Poller {
 
 /// Fetches one page and extracts it off the I/O threads.
 async fn fetch_and_extract(fetcher: &Fetcher, extractor: &Arc<Extractor>, url: Url) -> PageResult {
-    let page = fetcher
-        .fetch_page(&url)
-        .await
-        .map_err(|e| PageError { deferred: e.is_deferral(), message: e.to_string() })?;
+    let requested = Instant::now();
+    let response = fetcher.fetch_page(&url).await;
+    let status = response.as_ref().map_or_else(FetchError::status, |page| Some(page.status));
+    metrics().response("page", status, requested.elapsed());
+    let page = response.map_err(|e| PageError { deferred: e.is_deferral(), message: e.to_string() })?;
     let html = decode_html(&page.body, page.content_type.as_deref());
     let extractor = Arc::clone(extractor);
-    tokio::task::spawn_blocking(move || extractor.extract(&html, &page.url))
+    let extraction = tokio::task::spawn_blocking(move || extractor.extract(&html, &page.url))
         .await
-        .map_err(|e| PageError { message: e.to_string(), deferred: false })
+        .map_err(|e| PageError { message: e.to_string(), deferred: false })?;
+    if let Some(miss) = &extraction.rule_miss {
+        metrics().rule_miss(&miss.host);
+    }
+    Ok(extraction)
 }
 
 /// A feed item to store: new to this source, or known with changed text (`update`).

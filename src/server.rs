@@ -114,6 +114,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             }),
         )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
         .with_state(state)
 }
 
@@ -308,6 +309,19 @@ fn brotli(body: &[u8]) -> Bytes {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 fn http_date(time: &DateTime<Utc>) -> String {
     time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `GET /metrics`: every metric, OpenMetrics text (Prometheus reads it).
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let m = crate::metrics::metrics();
+    match state.store.size_bytes().await {
+        Ok(bytes) => {
+            m.database_bytes.set(bytes);
+        }
+        Err(error) => tracing::warn!(%error, "cannot read the database size"),
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
+        .into_response()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {

@@ -695,3 +695,63 @@ fn a_page_naming_another_canonical_article_is_that_article() {
     assert!(stdout.contains("a: HTTP 200, 1 new"), "{stdout}");
     assert!(stdout.contains("b: HTTP 200, 0 new, 1 duplicate"), "{stdout}");
 }
+
+#[test]
+fn metrics_count_polls_responses_items_steps_and_rule_misses() {
+    let fixture = Fixture::default();
+    fixture.add(
+        "m.example/rss",
+        200,
+        "application/rss+xml",
+        rss("M", &[item("m1", "http://m.example/story", "Story", "T", "Lead.")]),
+    );
+    // The site rule no longer matches the page (a redesign): a rule miss, the feed's text is used.
+    fixture.add(
+        "m.example/story",
+        200,
+        "text/html",
+        format!("<html><body><main><p>{STORY}</p></main></body></html>").into_bytes(),
+    );
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nevery = \"1h\"\n\
+         [[sources]]\nname = \"m\"\nurl = \"http://m.example/rss\"\n\
+         [[sites]]\nhosts = [\"m.example\"]\nbody = [\"article .text\"]\n",
+        fixture.proxy_url()
+    ));
+    let daemon = Daemon::start(&config, port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let got = get(&format!("{}/metrics", daemon.base), &[]);
+        let body = text(&got);
+        if body.contains("feedmill_polls_total{source=\"m\"") {
+            assert!(got.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text"));
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no poll recorded: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for line in [
+        "feedmill_polls_total{source=\"m\",outcome=\"ok\"} 1",
+        "feedmill_items_total{source=\"m\",kind=\"new\"} 1",
+        "feedmill_http_responses_total{kind=\"feed\",class=\"2xx\"} 1",
+        "feedmill_http_responses_total{kind=\"page\",class=\"2xx\"} 1",
+        "feedmill_rule_misses_total{host=\"m.example\"} 1",
+        "feedmill_extraction_steps_total{step=\"feed\"} 1",
+        "feedmill_fetch_duration_seconds_count{kind=\"page\"} 1",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in:\n{metrics}");
+    }
+    let size: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("feedmill_database_size_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("database size");
+    assert!(size > 4096.0);
+}

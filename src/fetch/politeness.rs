@@ -64,10 +64,13 @@ impl Politeness {
     /// Waits until a request to `host` may go out.
     pub async fn acquire(&self, host: &str) -> Permit {
         let gate = self.gate(host);
+        let waiting = crate::metrics::metrics().waiting(host);
+        waiting.inc();
         // Semaphores here are never closed, so acquiring cannot fail; treat failure as "go ahead".
         let host_slot = Arc::clone(&gate.slots).acquire_owned().await;
         gate.limiter.until_ready().await;
         let global_slot = Arc::clone(&self.global).acquire_owned().await;
+        waiting.dec();
         match (host_slot, global_slot) {
             (Ok(host), Ok(global)) => Permit { _host: host, _global: global },
             _ => unreachable!("politeness semaphores are never closed"),

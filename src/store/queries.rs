@@ -486,6 +486,18 @@ impl Store {
         Ok(Retention { removed })
     }
 
+    /// The database's size on disk, in bytes (pages in use and free).
+    pub async fn size_bytes(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |row| row.get(0),
+            )?)
+        })
+        .await
+    }
+
     /// Every source with its poll state and item count, by name.
     pub async fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
         self.read(|conn| {
@@ -611,6 +623,7 @@ fn store_candidate(
         None => None,
     };
     let item_id = insert_item(conn, source_id, c, cluster)?;
+    crate::metrics::metrics().extraction_step(&c.extracted_by);
     if let Some(signature) = &c.signature {
         index.insert(item_id, now(), signature.bands);
     }
