@@ -26,6 +26,7 @@ pub mod feed;
 pub mod fetch;
 pub mod filter;
 pub mod metrics;
+pub mod opml;
 pub mod poll;
 pub mod publish;
 pub mod schedule;

@@ -46,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// OPML 2.0 subscription lists: `opml export` prints the sources; `opml import FILE` prints
+    /// (or with --write appends to the config) `[[sources]]` for the feeds not configured yet.
+    Opml {
+        #[command(subcommand)]
+        command: OpmlCommand,
+    },
     /// Extract the article from HTML files (plain or .gz) or http(s) URLs.
     Extract {
         /// The page's URL, for files: picks the site rule and resolves relative links
@@ -59,6 +65,19 @@ enum Command {
         out_dir: Option<PathBuf>,
         #[arg(required = true)]
         inputs: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpmlCommand {
+    /// Print the configured sources as OPML 2.0.
+    Export,
+    /// Print `[[sources]]` TOML for the OPML file's feeds that are not configured yet.
+    Import {
+        file: PathBuf,
+        /// Append them to the config file instead (after checking the result is valid).
+        #[arg(long)]
+        write: bool,
     },
 }
 
@@ -138,11 +157,45 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = optional_config(&config_path, explicit_config)?;
             extract(config.as_ref(), url, format, out_dir.as_deref(), &inputs).await
         }
+        Command::Opml { command: OpmlCommand::Export } => {
+            print!("{}", feedmill::opml::export(&Config::load(&config_path)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Opml { command: OpmlCommand::Import { file, write } } => {
+            opml_import(&config_path, &file, write)
+        }
         Command::Rules { command: RulesCommand::Test { host } } => {
             let config = optional_config(&config_path, explicit_config)?;
             rules_test(config.as_ref(), host.as_deref()).await
         }
     }
+}
+
+/// `feedmill opml import`: the new sources as TOML, printed or appended to the config.
+fn opml_import(config_path: &Path, file: &Path, write: bool) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let config = Config::load(config_path)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let subscriptions = feedmill::opml::parse(&text).with_context(|| file.display().to_string())?;
+    let (toml, skipped) = feedmill::opml::to_sources_toml(&subscriptions, &config);
+    let added = subscriptions.len() - skipped;
+    if write && added > 0 {
+        let current = std::fs::read_to_string(config_path)
+            .with_context(|| format!("{}: cannot read", config_path.display()))?;
+        let updated = format!("{}\n# Imported from {}{toml}", current.trim_end(), file.display());
+        // Never write a config the daemon would refuse.
+        Config::parse(&updated, config_path)?;
+        std::fs::write(config_path, updated)
+            .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    } else {
+        print!("{toml}");
+    }
+    eprintln!(
+        "{added} new source{} {}, {skipped} already configured",
+        if added == 1 { "" } else { "s" },
+        if write { format!("appended to {}", config_path.display()) } else { "printed".to_owned() }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Extraction works without a config file (built-in rules only); an explicitly named one must load.
