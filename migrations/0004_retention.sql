@@ -1,4 +1,5 @@
--- Retention: what it removed, so a source that still lists an item does not bring it back.
+-- Retention tombstones (what it removed, so a source that still lists an item does not bring it
+-- back) and the health check's write probe.
 
 CREATE TABLE tombstone_guids (
     source_id  INTEGER NOT NULL,
@@ -11,3 +12,9 @@ CREATE TABLE tombstone_links (
     canonical_link TEXT PRIMARY KEY,
     removed_at     INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- One row the health check rewrites to prove the database takes writes.
+CREATE TABLE health (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+);

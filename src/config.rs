@@ -67,6 +67,9 @@ pub struct ServerConfig {
     pub listen: String,
     /// The address readers reach the server at; used for self links and entry ids.
     pub public_url: Url,
+    /// `/healthz` reports degraded when no source has been polled successfully for this long.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub unhealthy_after: Duration,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +77,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             public_url: Url::parse("http://127.0.0.1:8080/").unwrap_or_else(|_| unreachable!()),
+            unhealthy_after: Duration::from_secs(6 * 3600),
         }
     }
 }

@@ -120,9 +120,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
         "feedmill running"
     );
+    crate::systemd::ready(store.clone(), config.sources.len(), shutdown.clone());
 
     wait_for_signal().await;
     tracing::info!("shutting down");
+    crate::systemd::stopping();
     trigger.trigger();
     scheduler.stop(SHUTDOWN_GRACE).await;
     store.close().await?;

@@ -33,4 +33,5 @@ pub mod schedule;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+pub mod systemd;
 pub mod websub;

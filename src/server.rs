@@ -47,6 +47,9 @@ pub struct AppState {
     pub source_count: usize,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
+    /// When the daemon started (Unix seconds) and how long without a successful poll is unhealthy.
+    started_at: i64,
+    unhealthy_after: std::time::Duration,
     cache: Mutex<HashMap<FeedKey, Arc<Rendered>>>,
 }
 
@@ -66,6 +69,8 @@ impl AppState {
             max_items: config.feed.max_items,
             source_count: config.sources.len(),
             filter: config.feed_filter.clone(),
+            started_at: Utc::now().timestamp(),
+            unhealthy_after: config.server.unhealthy_after,
             cache: Mutex::default(),
         }
     }
@@ -324,13 +329,31 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// `GET /healthz`: 200 when the store takes writes and some source was polled successfully
+/// within `unhealthy_after` (counted from start at the earliest); else 503 naming the problems.
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    Json(serde_json::json!({
-        "status": "ok",
+    let mut problems = Vec::new();
+    if let Err(error) = state.store.probe_write().await {
+        problems.push(format!("the database does not take writes: {error}"));
+    }
+    match state.store.last_success_at().await {
+        Ok(last) => {
+            let since = last.unwrap_or(0).max(state.started_at);
+            let silent = Utc::now().timestamp() - since;
+            if state.source_count > 0 && silent > state.unhealthy_after.as_secs() as i64 {
+                problems.push(format!("no source polled successfully for {silent} s"));
+            }
+        }
+        Err(error) => problems.push(format!("cannot read the sources: {error}")),
+    }
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Json(serde_json::json!({
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "sources": state.source_count,
-    }))
-    .into_response()
+        "problems": problems,
+    }));
+    (status, body).into_response()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, page, rss, run_feedmill, Daemon, Fixture, Workspace};
+use common::{free_port, http_get, page, rss, run_feedmill, Daemon, Fixture, Workspace};
 
 fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -161,4 +161,29 @@ fn http_proxy_from_the_environment_is_honoured() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("env: HTTP 200, 1 new"), "{stdout}");
     assert_eq!(fixture.hits("env.example/rss"), 1);
+}
+
+#[test]
+fn healthz_reports_degraded_when_no_source_succeeds_for_too_long() {
+    let fixture = Fixture::default();
+    fixture.add("down.example/rss", 500, "text/plain", b"broken".to_vec());
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\nunhealthy_after = \"2s\"\n[fetch]\nproxy = \"{}\"\n\
+         [[sources]]\nname = \"down\"\nurl = \"http://down.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let daemon = Daemon::start(&config, port);
+    let (status, _, body) = http_get(&format!("{}/healthz", daemon.base)).unwrap();
+    assert_eq!(status, 200, "within the grace period after start: {body}");
+    std::thread::sleep(Duration::from_millis(3200));
+    let (status, _, body) = http_get(&format!("{}/healthz", daemon.base)).unwrap();
+    assert_eq!(status, 503, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "degraded");
+    assert!(health["problems"][0].as_str().unwrap().contains("no source polled successfully"), "{body}");
+    assert_eq!(health["sources"], 1);
 }

@@ -486,6 +486,24 @@ impl Store {
         Ok(Retention { removed })
     }
 
+    /// Proves the database takes writes: rewrites one row through the writer and commits.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.prepare_cached("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)")?
+                .execute([now()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// When any source was last polled successfully.
+    pub async fn last_success_at(&self) -> Result<Option<i64>, StoreError> {
+        self.read(
+            |conn| Ok(conn.query_row("SELECT max(last_success_at) FROM sources", [], |row| row.get(0))?),
+        )
+        .await
+    }
+
     /// The database's size on disk, in bytes (pages in use and free).
     pub async fn size_bytes(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
