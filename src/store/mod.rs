@@ -108,13 +108,15 @@ impl Store {
         }
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let mut write_conn = Connection::open(path).map_err(open_err)?;
+        // Before `configure`: switching to WAL writes a new database's header, after which
+        // auto_vacuum can only change through a VACUUM.
+        incremental_vacuum(&write_conn).map_err(open_err)?;
         configure(&write_conn).map_err(open_err)?;
         // The writer walks the indexes of every layer for every item: a page cache big enough
         // for them keeps it off the disk (SQLite's default is 2 MiB); it only grows as used.
         write_conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(open_err)?;
         // Checkpoints (copying the WAL into the database file) run on their own thread instead.
         write_conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(open_err)?;
-        incremental_vacuum(&write_conn).map_err(open_err)?;
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut write_conn)
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
