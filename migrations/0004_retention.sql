@@ -1,5 +1,7 @@
 -- Retention tombstones (what it removed, so a source that still lists an item does not bring it
--- back) and the health check's write probe.
+-- back), the health check's write probe, and when a source's current run of failures began.
+
+ALTER TABLE sources ADD COLUMN failing_since INTEGER;  -- first failure since the last success; NULL when healthy
 
 CREATE TABLE tombstone_guids (
     source_id  INTEGER NOT NULL,

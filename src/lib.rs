@@ -32,6 +32,7 @@ pub mod publish;
 pub mod schedule;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod websub;

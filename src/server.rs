@@ -45,6 +45,8 @@ pub struct AppState {
     pub hub: Option<String>,
     pub max_items: usize,
     pub source_count: usize,
+    /// The configured sources' names, for the status page.
+    source_names: Vec<String>,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
     /// When the daemon started (Unix seconds) and how long without a successful poll is unhealthy.
@@ -68,6 +70,7 @@ impl AppState {
             hub: config.feed.websub_hub.as_ref().map(Url::to_string),
             max_items: config.feed.max_items,
             source_count: config.sources.len(),
+            source_names: config.sources.iter().map(|s| s.name.clone()).collect(),
             filter: config.feed_filter.clone(),
             started_at: Utc::now().timestamp(),
             unhealthy_after: config.server.unhealthy_after,
@@ -118,6 +121,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 }
             }),
         )
+        .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .with_state(state)
@@ -314,6 +318,25 @@ fn brotli(body: &[u8]) -> Bytes {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 fn http_date(time: &DateTime<Utc>) -> String {
     time.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// `GET /`: the status page.
+async fn status_page(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.sources().await {
+        Ok(rows) => {
+            let html = crate::status::render(
+                &state.title,
+                &state.public_url,
+                &rows,
+                &state.source_names,
+                Utc::now().timestamp(),
+            );
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+        }
+        Err(error) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {error}\n")).into_response()
+        }
+    }
 }
 
 /// `GET /metrics`: every metric, OpenMetrics text (Prometheus reads it).

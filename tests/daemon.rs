@@ -187,3 +187,65 @@ fn healthz_reports_degraded_when_no_source_succeeds_for_too_long() {
     assert!(health["problems"][0].as_str().unwrap().contains("no source polled successfully"), "{body}");
     assert_eq!(health["sources"], 1);
 }
+
+#[test]
+fn status_page_renders_in_headless_chromium() {
+    let fixture = Fixture::default();
+    fixture.add(
+        "ok.example/rss",
+        200,
+        "application/rss+xml",
+        rss("", &[("s1", "http://ok.example/1"), ("s2", "http://ok.example/2")]),
+    );
+    fixture.add("broken.example/rss", 503, "text/plain", b"down".to_vec());
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"working\"\nurl = \"http://ok.example/rss\"\n\
+         [[sources]]\nname = \"failing\"\nurl = \"http://broken.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let daemon = Daemon::start(&config, port);
+    assert!(wait_until(Duration::from_secs(10), || {
+        http_get(&format!("{}/", daemon.base)).is_ok_and(|(_, _, body)| body.contains("erroring since"))
+    }));
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        eprintln!("skipped: no headless Chromium (apt-get install chromium)");
+        return;
+    };
+    let headless = |extra: &[&str]| {
+        std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--window-size=1280,720",
+            ])
+            .arg(format!("--user-data-dir={}", work.path("chromium").display()))
+            .args(extra)
+            .arg(format!("{}/", daemon.base))
+            .output()
+            .unwrap()
+    };
+    // The DOM as Chromium built it: a table with a row per source.
+    let dom = String::from_utf8_lossy(&headless(&["--dump-dom"]).stdout).into_owned();
+    assert!(dom.contains("<table>") && dom.contains(">working</a>") && dom.contains(">failing</a>"), "{dom}");
+    assert!(dom.contains("erroring since") && dom.contains("HTTP 503"), "{dom}");
+    assert_eq!(dom.matches("<tr class=").count(), 2);
+    assert!(dom.contains("<svg"));
+    // And a screenshot, kept next to the build for a person to look at.
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let output = headless(&[&format!("--screenshot={}", shot.display())]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    eprintln!("status page screenshot: {}", shot.display());
+}

@@ -134,6 +134,14 @@ pub struct SourceRow {
     pub error_count: i64,
     pub next_poll_at: Option<i64>,
     pub item_count: i64,
+    /// No scheduled poll before this (backoff, Retry-After, the publisher's pace).
+    pub not_before: Option<i64>,
+    /// When the current run of failures began; `None` while healthy.
+    pub failing_since: Option<i64>,
+    /// Items first seen per day, the last 14 days, oldest first (today last).
+    pub items_per_day: Vec<i64>,
+    /// Items first seen in the last 24 hours.
+    pub items_24h: i64,
 }
 
 /// An item as published, with the source it came from.
@@ -304,7 +312,7 @@ impl Store {
                     last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
                     body_hash = COALESCE(?5, body_hash),
                     last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
-                    last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9
+                    last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9, failing_since = NULL
                  WHERE id = ?1",
                 )?
                 .execute(params![
@@ -344,7 +352,8 @@ impl Store {
         self.write(move |conn| {
             conn.execute(
                 "UPDATE sources SET last_poll_at = ?2, last_status = ?3, last_error = ?4,
-                    error_count = error_count + 1, next_poll_at = ?5, not_before = ?5
+                    error_count = error_count + 1, next_poll_at = ?5, not_before = ?5,
+                    failing_since = COALESCE(failing_since, ?2)
                  WHERE id = ?1",
                 params![source_id, now(), status, error, retry_at],
             )?;
@@ -522,7 +531,7 @@ impl Store {
             let mut query = conn.prepare_cached(
                 "SELECT s.id, s.name, s.url, s.title, s.last_poll_at, s.last_success_at, s.last_status,
                         s.last_error, s.error_count, s.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id)
+                        (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id), s.not_before, s.failing_since
                  FROM sources s ORDER BY s.name",
             )?;
             let rows = query.query_map([], |row| {
@@ -538,9 +547,42 @@ impl Store {
                     error_count: row.get(8)?,
                     next_poll_at: row.get(9)?,
                     item_count: row.get(10)?,
+                    not_before: row.get(11)?,
+                    failing_since: row.get(12)?,
+                    items_per_day: vec![0; 14],
+                    items_24h: 0,
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut sources = rows.collect::<Result<Vec<_>, _>>()?;
+            let today = now() / 86_400;
+            let mut per_day = conn.prepare_cached(
+                "SELECT source_id, first_seen / 86400, count(*) FROM items
+                 WHERE first_seen >= ?1 GROUP BY source_id, first_seen / 86400",
+            )?;
+            let counts = per_day.query_map([(today - 13) * 86_400], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            })?;
+            for count in counts {
+                let (source_id, day, n) = count?;
+                let slot = usize::try_from(13 - (today - day)).ok();
+                if let (Some(source), Some(slot)) = (sources.iter_mut().find(|s| s.id == source_id), slot) {
+                    if let Some(cell) = source.items_per_day.get_mut(slot) {
+                        *cell = n;
+                    }
+                }
+            }
+            let mut last_day = conn.prepare_cached(
+                "SELECT source_id, count(*) FROM items WHERE first_seen >= ?1 GROUP BY source_id",
+            )?;
+            let counts = last_day
+                .query_map([now() - 86_400], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+            for count in counts {
+                let (source_id, n) = count?;
+                if let Some(source) = sources.iter_mut().find(|s| s.id == source_id) {
+                    source.items_24h = n;
+                }
+            }
+            Ok(sources)
         })
         .await
     }
