@@ -46,10 +46,10 @@ pub fn render(
         let name = escape(&source.name);
         let feed = escape(&format!("{public_url}sources/{}/feed.atom", path_segment(&source.name)));
         let (class, health) = health(source, now);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<tr class=\"{class}\"><td><a href=\"{feed}\">{name}</a><br><small>{}</small></td><td>{health}</td>\
-             <td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"error\">{}</td></tr>\n",
+             <td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
             escape(&source.url),
             time(source.last_poll_at),
             time(source.next_poll_at),
