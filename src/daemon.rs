@@ -47,18 +47,29 @@ struct Pipeline {
     poller: Arc<Poller>,
 }
 
+async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<Pipeline, DaemonError> {
+    let store = Store::open(&config.storage.path)?;
+    let poller = poller(config, &store, shutdown, websub).await?;
+    Ok(Pipeline { store, poller })
+}
+
+/// A poller for `config` over the open store (its sources registered, their poll state loaded).
 /// `websub`: ping the configured hub when entries change (the daemon does; a one-shot poll,
 /// which exits right away, does not).
-async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<Pipeline, DaemonError> {
+async fn poller(
+    config: &Config,
+    store: &Store,
+    shutdown: Shutdown,
+    websub: bool,
+) -> Result<Arc<Poller>, DaemonError> {
     let dedup =
         DedupParams { window_secs: config.dedup.window.as_secs() as i64, threshold: config.dedup.threshold };
-    let store = Store::open(&config.storage.path)?.with_dedup(dedup);
+    let store = store.clone().with_dedup(dedup);
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
     let states = store.poll_states().await?;
-    let mut poller =
-        Poller::new(store.clone(), fetcher, extractor, source_ids, states, config, shutdown.clone());
+    let mut poller = Poller::new(store, fetcher, extractor, source_ids, states, config, shutdown.clone());
     if let (true, Some(hub)) = (websub, &config.feed.websub_hub) {
         let notifier = Notifier::spawn(
             hub.clone(),
@@ -69,7 +80,7 @@ async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<P
         );
         poller = poller.with_notifier(notifier);
     }
-    Ok(Pipeline { store, poller: Arc::new(poller) })
+    Ok(Arc::new(poller))
 }
 
 /// `feedmill poll`: polls every source (or one) once, concurrently, and returns the reports in
@@ -113,16 +124,28 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
     let state = Arc::new(AppState::new(store.clone(), &config));
-    let server = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    let server = tokio::spawn(server::serve(listener, Arc::clone(&state), shutdown.clone()));
     tokio::spawn(retention(store.clone(), config.storage.clone(), shutdown.clone()));
-    let scheduler = Scheduler::start(poller, &config.sources, shutdown.clone()).await?;
+    let mut scheduler = Scheduler::start(poller, &config.sources, |_| true, shutdown.clone()).await?;
     tracing::info!(
         listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
         "feedmill running"
     );
     crate::systemd::ready(store.clone(), config.sources.len(), shutdown.clone());
 
-    wait_for_signal().await;
+    let mut config = config;
+    let mut hangups = hangup_signals();
+    loop {
+        tokio::select! {
+            _ = wait_for_signal() => break,
+            Some(()) = hangups.recv() => {
+                match reload(&config, &store, scheduler, &state, shutdown.clone()).await? {
+                    (running, Some(new)) => (scheduler, config) = (running, new),
+                    (running, None) => scheduler = running,
+                }
+            }
+        }
+    }
     tracing::info!("shutting down");
     crate::systemd::stopping();
     trigger.trigger();
@@ -135,6 +158,47 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: reads the config file again. A valid new config replaces the sources — added ones
+/// start (and poll now), removed ones stop, changed schedules apply — after the running polls
+/// finish; an invalid one is logged and the running config stays. Returns the scheduler now
+/// running and the new config when it was applied.
+async fn reload(
+    current: &Config,
+    store: &Store,
+    scheduler: Scheduler,
+    state: &Arc<AppState>,
+    shutdown: Shutdown,
+) -> Result<(Scheduler, Option<Config>), DaemonError> {
+    let new = match Config::load(&current.path) {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!(%error, "config reload rejected; the running configuration stays");
+            return Ok((scheduler, None));
+        }
+    };
+    if new.server != current.server || new.storage.path != current.storage.path || new.feed != current.feed {
+        tracing::warn!("[server], [feed] and storage.path changes take effect at the next restart");
+    }
+    let poller = match poller(&new, store, shutdown.clone(), true).await {
+        Ok(poller) => poller,
+        Err(error) => {
+            tracing::error!(%error, "config reload failed; the running configuration stays");
+            return Ok((scheduler, None));
+        }
+    };
+    crate::systemd::reloading();
+    scheduler.stop(SHUTDOWN_GRACE).await;
+    let known: Vec<&str> = current.sources.iter().map(|s| s.name.as_str()).collect();
+    let scheduler =
+        Scheduler::start(poller, &new.sources, |s| !known.contains(&s.name.as_str()), shutdown).await?;
+    state.set_sources(&new.sources);
+    let added = new.sources.iter().filter(|s| !known.contains(&s.name.as_str())).count();
+    let removed = current.sources.iter().filter(|s| new.source(&s.name).is_none()).count();
+    tracing::info!(sources = new.sources.len(), added, removed, "configuration reloaded");
+    crate::systemd::reloaded(new.sources.len());
+    Ok((scheduler, Some(new)))
 }
 
 /// Applies `[storage]` retention at start and then every [`RETENTION_EVERY`], until shutdown.
@@ -152,6 +216,25 @@ async fn retention(store: Store, storage: StorageConfig, shutdown: Shutdown) {
             _ = shutdown.wait() => return,
         }
     }
+}
+
+/// SIGHUP deliveries, as a channel (empty forever when the handler cannot be installed).
+fn hangup_signals() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    if sender.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Err(error) => tracing::warn!(%error, "cannot install the SIGHUP handler; reload needs a restart"),
+    }
+    receiver
 }
 
 async fn wait_for_signal() {

@@ -29,10 +29,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts a job per source and polls every source once now.
+    /// Starts a job per source, and polls the sources `poll_now` picks once now.
     pub async fn start(
         poller: Arc<Poller>,
         sources: &[Source],
+        poll_now: impl Fn(&Source) -> bool,
         shutdown: Shutdown,
     ) -> Result<Scheduler, ScheduleError> {
         let jobs = JobScheduler::new().await?;
@@ -53,7 +54,9 @@ impl Scheduler {
                 Schedule::Every(every) => Job::new_repeated_async(*every, tick)?,
             };
             jobs.add(job).await?;
-            spawn_poll(&poller, source, &lock, Duration::ZERO, &shutdown);
+            if poll_now(source) {
+                spawn_poll(&poller, source, &lock, Duration::ZERO, &shutdown);
+            }
         }
         jobs.start().await?;
         Ok(Scheduler { jobs, locks })

@@ -44,9 +44,8 @@ pub struct AppState {
     /// A WebSub hub the feeds advertise.
     pub hub: Option<String>,
     pub max_items: usize,
-    pub source_count: usize,
-    /// The configured sources' names, for the status page.
-    source_names: Vec<String>,
+    /// The configured sources' names (status page, health), replaced on reload.
+    source_names: std::sync::RwLock<Vec<String>>,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
     /// When the daemon started (Unix seconds) and how long without a successful poll is unhealthy.
@@ -62,6 +61,16 @@ type FeedKey = (FeedScope, Format, Option<(i64, i64)>);
 const FILTER_LOOKAHEAD: usize = 5;
 
 impl AppState {
+    /// The configured sources changed (a reload).
+    pub fn set_sources(&self, sources: &[crate::config::Source]) {
+        *self.source_names.write().unwrap_or_else(|p| p.into_inner()) =
+            sources.iter().map(|s| s.name.clone()).collect();
+    }
+
+    fn sources(&self) -> Vec<String> {
+        self.source_names.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn new(store: Store, config: &Config) -> AppState {
         AppState {
             store,
@@ -69,8 +78,7 @@ impl AppState {
             public_url: config.server.public_url.clone(),
             hub: config.feed.websub_hub.as_ref().map(Url::to_string),
             max_items: config.feed.max_items,
-            source_count: config.sources.len(),
-            source_names: config.sources.iter().map(|s| s.name.clone()).collect(),
+            source_names: std::sync::RwLock::new(config.sources.iter().map(|s| s.name.clone()).collect()),
             filter: config.feed_filter.clone(),
             started_at: Utc::now().timestamp(),
             unhealthy_after: config.server.unhealthy_after,
@@ -328,7 +336,7 @@ async fn status_page(State(state): State<Arc<AppState>>) -> Response {
                 &state.title,
                 &state.public_url,
                 &rows,
-                &state.source_names,
+                &state.sources(),
                 Utc::now().timestamp(),
             );
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
@@ -363,7 +371,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         Ok(last) => {
             let since = last.unwrap_or(0).max(state.started_at);
             let silent = Utc::now().timestamp() - since;
-            if state.source_count > 0 && silent > state.unhealthy_after.as_secs() as i64 {
+            if !state.sources().is_empty() && silent > state.unhealthy_after.as_secs() as i64 {
                 problems.push(format!("no source polled successfully for {silent} s"));
             }
         }
@@ -373,7 +381,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let body = Json(serde_json::json!({
         "status": if problems.is_empty() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
-        "sources": state.source_count,
+        "sources": state.sources().len(),
         "problems": problems,
     }));
     (status, body).into_response()

@@ -64,6 +64,16 @@ pub fn ready(store: Store, sources: usize, shutdown: Shutdown) {
     });
 }
 
+/// Tells systemd a configuration reload began…
+pub fn reloading() {
+    notify(&[NotifyState::Reloading, NotifyState::Status("reloading the configuration")]);
+}
+
+/// …and ended.
+pub fn reloaded(sources: usize) {
+    notify(&[NotifyState::Ready, NotifyState::Status(&format!("configuration reloaded; {sources} sources"))]);
+}
+
 /// Tells systemd the daemon is stopping.
 pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping: finishing polls and writes")]);

@@ -249,3 +249,67 @@ fn status_page_renders_in_headless_chromium() {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     eprintln!("status page screenshot: {}", shot.display());
 }
+
+#[test]
+fn sighup_reloads_sources_and_rejects_an_invalid_config() {
+    let fixture = Fixture::default();
+    fixture.add(
+        "first.example/rss",
+        200,
+        "application/rss+xml",
+        rss("", &[("a1", "http://first.example/1")]),
+    );
+    fixture.add(
+        "second.example/rss",
+        200,
+        "application/rss+xml",
+        rss("", &[("b1", "http://second.example/1")]),
+    );
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let head = format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n\
+         [defaults]\nfull_text = false\n",
+        fixture.proxy_url()
+    );
+    let first = "[[sources]]\nname = \"first\"\nurl = \"http://first.example/rss\"\nevery = \"1s\"\n";
+    let second = "[[sources]]\nname = \"second\"\nurl = \"http://second.example/rss\"\nevery = \"1h\"\n";
+    let config = work.config(&format!("{head}{first}"));
+    let daemon = Daemon::start(&config, port);
+    let hangup = || {
+        std::process::Command::new("kill").args(["-HUP", &daemon.child.id().to_string()]).status().unwrap();
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || fixture.hits("first.example/rss") >= 2),
+        "first polls every second"
+    );
+
+    // An invalid config is refused; the daemon keeps running the old one.
+    std::fs::write(&config, format!("{head}{first}[[sources]]\nname = \"broken\"\nurl = \"not a url\"\n"))
+        .unwrap();
+    hangup();
+    let hits = fixture.hits("first.example/rss");
+    assert!(
+        wait_until(Duration::from_secs(10), || fixture.hits("first.example/rss") >= hits + 2),
+        "still polling"
+    );
+    assert_eq!(http_get(&format!("{}/healthz", daemon.base)).unwrap().0, 200);
+
+    // Add `second`, remove `first`: second is polled at once, first no more.
+    std::fs::write(&config, format!("{head}{second}")).unwrap();
+    hangup();
+    assert!(
+        wait_until(Duration::from_secs(10), || fixture.hits("second.example/rss") == 1),
+        "the added source polls"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let after = fixture.hits("first.example/rss");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(fixture.hits("first.example/rss"), after, "the removed source stopped");
+    let (_, _, health) = http_get(&format!("{}/healthz", daemon.base)).unwrap();
+    assert!(health.contains("\"sources\":1"), "{health}");
+    let (_, _, status) = http_get(&format!("{}/", daemon.base)).unwrap();
+    assert!(status.contains(">second</a>") && !status.contains(">first</a>"), "{status}");
+}
