@@ -65,12 +65,86 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
     let feed = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
         .build()
-        .parse(bytes)
+        .parse(&*dialects_feed_rs_reads(bytes))
         .map_err(|e| ParseError(describe_unreadable(bytes, &e.to_string())))?;
     let ttl = feed.ttl.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
     let publisher_interval = ttl.max(syndication_interval(bytes));
     let items = feed.entries.into_iter().map(|entry| item(entry, url)).collect();
     Ok(ParsedFeed { title: feed.title.map(|t| tidy_line(&t.content)), items, publisher_interval })
+}
+
+const ATOM_03: &[u8] = b"http://purl.org/atom/ns#";
+const ATOM_10: &[u8] = b"http://www.w3.org/2005/Atom";
+
+/// Old dialects rewritten into the ones feed-rs reads, so one odd feed is not a failed source:
+/// Atom 0.3 (its namespace becomes Atom 1.0's; the elements are mostly the same) and MIME-style
+/// Atom content types (`application/xhtml+xml`, `text/html`, `text/plain`, empty) as Atom 1.0's
+/// `xhtml`/`html`/`text`; `<rss>` without a version, or with one feed-rs does not know (0.90,
+/// 0.93, 0.94…), read as RSS 2.0, its superset, and without a default namespace of its own.
+fn dialects_feed_rs_reads(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use memchr::memmem;
+    let head = &bytes[..bytes.len().min(4096)];
+    if memmem::find(head, b"<feed").is_some() {
+        const REWRITES: &[(&[u8], &[u8])] = &[
+            (ATOM_03, ATOM_10),
+            (b" type=\"application/xhtml+xml\"", b" type=\"xhtml\""),
+            (b" type=\"text/html\"", b" type=\"html\""),
+            (b" type=\"text/plain\"", b" type=\"text\""),
+            (b" type=\"\"", b" type=\"text\""),
+        ];
+        if !REWRITES.iter().any(|(from, _)| memmem::find(bytes, from).is_some()) {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let mut text = bytes.to_vec();
+        for (from, to) in REWRITES {
+            text = replace_all(&text, from, to);
+        }
+        return std::borrow::Cow::Owned(text);
+    }
+    let Some(start) = memmem::find(head, b"<rss") else { return std::borrow::Cow::Borrowed(bytes) };
+    let Some(length) = head[start..].iter().position(|&b| b == b'>') else {
+        return std::borrow::Cow::Borrowed(bytes);
+    };
+    let tag = &head[start..start + length];
+    let known = [
+        &b"version=\"2.0\""[..],
+        b"version='2.0'",
+        b"version=\"0.91\"",
+        b"version=\"0.92\"",
+        b"version=\"\"",
+    ];
+    let known_version = known.iter().any(|v| memmem::find(tag, v).is_some());
+    let default_namespace = memmem::find(tag, b"xmlns=").is_some();
+    if known_version && !default_namespace {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut new_tag = tag.to_vec();
+    for attribute in [&b"xmlns="[..], b"version="] {
+        if let Some(at) = memmem::find(&new_tag, attribute) {
+            let quote = new_tag.get(at + attribute.len()).copied().unwrap_or(b'"');
+            if let Some(end) = new_tag[at + attribute.len() + 1..].iter().position(|&b| b == quote) {
+                new_tag.drain(at..at + attribute.len() + 1 + end + 1);
+            }
+        }
+    }
+    new_tag.extend_from_slice(b" version=\"2.0\"");
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    out.extend_from_slice(&bytes[..start]);
+    out.extend_from_slice(&new_tag);
+    out.extend_from_slice(&bytes[start + length..]);
+    std::borrow::Cow::Owned(out)
+}
+
+fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut rest = bytes;
+    while let Some(at) = memchr::memmem::find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// A parse failure in words an operator can act on.
