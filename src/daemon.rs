@@ -118,6 +118,10 @@ pub async fn poll_once(
 /// `feedmill run`: serves HTTP and polls on schedule until SIGTERM/SIGINT, then stops starting
 /// work, lets running polls write what they finished, and returns.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    // A file-size limit (or a full disk that reports as one) must fail writes, not kill the
+    // daemon: SIGXFSZ's default action is to terminate. Handling it makes the write return EFBIG.
+    let _file_size_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
     let (trigger, shutdown) = shutdown::channel();
     let Pipeline { store, poller } = pipeline(&config, shutdown.clone(), true).await?;
     let listener = TcpListener::bind(&config.server.listen)
