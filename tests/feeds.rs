@@ -45,6 +45,17 @@ fn rss(title: &str, items: &[String]) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `feedmill poll [--source NAME]` run in the workspace (where the config's relative database
+/// path points); its stdout.
+fn poll(work: &Workspace, config: &std::path::Path, source: Option<&str>) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_feedmill"));
+    command.current_dir(work.path("")).args(["poll", "-c", config.to_str().unwrap()]);
+    if let Some(source) = source {
+        command.args(["--source", source]);
+    }
+    String::from_utf8_lossy(&command.output().unwrap().stdout).into_owned()
+}
+
 struct Got {
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -167,12 +178,7 @@ fn one_entry_per_story_in_every_format_with_validators_and_compression() {
     // One source after the other, so the wire's report is the one seen first.
     let mut stdout = String::new();
     for source in ["wire", "blog"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-            .current_dir(work.path(""))
-            .args(["poll", "--source", source, "-c", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+        stdout.push_str(&poll(&work, &config, Some(source)));
     }
     assert!(stdout.contains("wire: HTTP 200, 2 new, 0 duplicate"), "{stdout}");
     assert!(stdout.contains("blog: HTTP 200, 1 new, 0 duplicate, 1 merged"), "{stdout}");
@@ -385,12 +391,7 @@ fn output_never_carries_active_content_whatever_the_sources_sent() {
          [[sources]]\nname = \"evil\"\nurl = \"http://evil.example/rss\"\n",
         fixture.proxy_url()
     ));
-    let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-        .current_dir(work.path(""))
-        .args(["poll", "-c", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("evil: HTTP 200, 2 new"));
+    assert!(poll(&work, &config, None).contains("evil: HTTP 200, 2 new"));
     let daemon = Daemon::start(&config, port);
     for path in ["feed.atom", "feed.rss", "feed.json", "sources/evil/feed.atom"] {
         let body = text(&get(&format!("{}/{path}", daemon.base), &[]));
@@ -438,14 +439,7 @@ fn source_and_feed_filters() {
          [[sources]]\nname = \"f\"\nurl = \"http://f.example/rss\"\nexclude = [\"tags:реклама\"]\n",
         fixture.proxy_url()
     ));
-    let poll = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-            .current_dir(work.path(""))
-            .args(["poll", "-c", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let poll = || poll(&work, &config, None);
     assert!(poll().contains("f: HTTP 200, 2 new, 0 duplicate, 1 filtered out"));
     // The filtered item is remembered, not processed again.
     let mut more = items.clone();
@@ -502,12 +496,7 @@ fn older_entries_are_reachable_through_rfc5005_next_links() {
          [defaults]\nfull_text = false\n[[sources]]\nname = \"p\"\nurl = \"http://p.example/rss\"\n",
         fixture.proxy_url()
     ));
-    let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-        .current_dir(work.path(""))
-        .args(["poll", "-c", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("5 new"));
+    assert!(poll(&work, &config, None).contains("5 new"));
     let daemon = Daemon::start(&config, port);
     for format in ["atom", "rss", "json"] {
         let mut url = Some(format!("{}/feed.{format}", daemon.base));
@@ -621,14 +610,7 @@ fn an_item_the_feed_changes_is_updated_never_duplicated() {
          [[sources]]\nname = \"u\"\nurl = \"http://u.example/rss\"\n",
         fixture.proxy_url()
     ));
-    let poll = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-            .current_dir(work.path(""))
-            .args(["poll", "-c", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let poll = || poll(&work, &config, None);
     assert!(poll().contains("1 new"));
     let corrected = STORY.replace("Three people were injured", "Four people were injured");
     fixture.add(
@@ -685,12 +667,7 @@ fn a_page_naming_another_canonical_article_is_that_article() {
     ));
     let mut stdout = String::new();
     for source in ["a", "b"] {
-        let output = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-            .current_dir(work.path(""))
-            .args(["poll", "--source", source, "-c", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        stdout.push_str(&String::from_utf8_lossy(&output.stdout));
+        stdout.push_str(&poll(&work, &config, Some(source)));
     }
     assert!(stdout.contains("a: HTTP 200, 1 new"), "{stdout}");
     assert!(stdout.contains("b: HTTP 200, 0 new, 1 duplicate"), "{stdout}");
