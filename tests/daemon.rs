@@ -313,3 +313,78 @@ fn sighup_reloads_sources_and_rejects_an_invalid_config() {
     let (_, _, status) = http_get(&format!("{}/", daemon.base)).unwrap();
     assert!(status.contains(">second</a>") && !status.contains(">first</a>"), "{status}");
 }
+
+/// Stores a failed write cannot reach, like a full disk: a file size limit on the running daemon
+/// (`prlimit`; soft limit only, so it can be lifted again without privileges).
+fn limit_file_size(pid: u32, limit: &str) -> bool {
+    std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--fsize={limit}:unlimited")])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() {
+    if !limit_file_size(std::process::id(), "unlimited") {
+        eprintln!("skipped: prlimit (util-linux) cannot change file size limits here");
+        return;
+    }
+    let fixture = Fixture::default();
+    fixture.add("wire.example/rss", 200, "application/rss+xml", rss("", &[("a1", "http://wire.example/a1")]));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let port = free_port();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n\
+         [defaults]\nevery = \"1s\"\nfull_text = false\n\
+         [[sources]]\nname = \"wire\"\nurl = \"http://wire.example/rss\"\n",
+        fixture.proxy_url()
+    ));
+    let mut daemon = Daemon::start(&config, port);
+    // The log goes to a pipe, which a file size limit does not touch.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = daemon.child.stderr.take().unwrap();
+    std::thread::spawn({
+        let log = std::sync::Arc::clone(&log);
+        move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        }
+    });
+    let stored = || -> i64 { work.db().query_row("SELECT count(*) FROM items", [], |r| r.get(0)).unwrap() };
+    assert!(wait_until(Duration::from_secs(10), || stored() == 1), "first item stored");
+
+    // The disk fills up; the feed brings a new item meanwhile.
+    assert!(limit_file_size(daemon.child.id(), "4096"));
+    let items = [("a1", "http://wire.example/a1"), ("a2", "http://wire.example/a2")];
+    fixture.add("wire.example/rss", 200, "application/rss+xml", rss("", &items));
+    assert!(
+        wait_until(Duration::from_secs(10), || log.lock().unwrap().contains("poll failed")),
+        "a poll fails once writes fail:\n{}",
+        log.lock().unwrap()
+    );
+    let failure =
+        log.lock().unwrap().lines().find(|l| l.contains("poll failed")).unwrap_or_default().to_owned();
+    assert!(failure.contains("source=wire") && failure.contains("feedmill.db: commit failed"), "{failure}");
+    assert!(failure.contains("disk full, a file size limit"), "the error says what to check: {failure}");
+    let (status, _, body) = http_get(&format!("{}/healthz", daemon.base)).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("does not take writes"), "{body}");
+    let (status, _, feed) = http_get(&format!("{}/feed.json", daemon.base)).unwrap();
+    assert_eq!(status, 200, "the stored items are still served");
+    assert!(feed.contains("http://wire.example/a1"), "{feed}");
+    assert_eq!(stored(), 1);
+
+    // Space returns: the item that could not be stored is, with no restart.
+    assert!(limit_file_size(daemon.child.id(), "unlimited"));
+    assert!(wait_until(Duration::from_secs(10), || stored() == 2), "writes resume:\n{}", log.lock().unwrap());
+    assert!(wait_until(Duration::from_secs(5), || {
+        http_get(&format!("{}/healthz", daemon.base)).is_ok_and(|(status, _, _)| status == 200)
+    }));
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    let integrity: String = work.db().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+}

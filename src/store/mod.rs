@@ -47,7 +47,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("the database writer has stopped")]
     WriterGone,
-    #[error("database: commit failed: {0}")]
+    /// The group's commit failed; the message names the database file and the likely cause.
+    #[error("{0}")]
     Commit(String),
 }
 
@@ -128,7 +129,10 @@ impl Store {
         let spawn_err = |e| StoreError::CreateDir { path: path.to_owned(), source: e };
         std::thread::Builder::new()
             .name("feedmill-writer".into())
-            .spawn(move || write_loop(&write_conn, &jobs, &wrote))
+            .spawn({
+                let path = path.to_owned();
+                move || write_loop(&write_conn, &path, &jobs, &wrote)
+            })
             .map_err(spawn_err)?;
         std::thread::Builder::new()
             .name("feedmill-checkpoint".into())
@@ -211,7 +215,9 @@ impl Store {
 
 /// The writer thread: takes whatever writes are queued, commits them as one transaction, answers,
 /// and tells the checkpointer.
-fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>, wrote: &mpsc::Sender<()>) {
+/// A failed commit leaves the database as it was; the next group tries again, so writes resume
+/// by themselves once the disk has room (or the file is writable) again.
+fn write_loop(conn: &Connection, path: &Path, jobs: &mpsc::Receiver<WriteJob>, wrote: &mpsc::Sender<()>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -225,14 +231,32 @@ fn write_loop(conn: &Connection, jobs: &mpsc::Receiver<WriteJob>, wrote: &mpsc::
         let commit = begin.and_then(|_| conn.prepare_cached("COMMIT")?.execute([]));
         let error = commit.err().map(|e| {
             let _ = conn.execute_batch("ROLLBACK");
-            tracing::error!(error = %e, "database commit failed");
-            e.to_string()
+            let message = commit_failure(path, &e);
+            tracing::error!(error = %message, "database commit failed");
+            message
         });
         for reply in replies {
             reply(error.as_deref());
         }
         let _ = wrote.send(());
     }
+}
+
+/// What a failed commit says: the file, SQLite's error and, for the usual causes, what to check.
+fn commit_failure(path: &Path, error: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    let hint = match error.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => " (the disk is full)",
+        Some(ErrorCode::ReadOnly) => " (the database file or its folder is read-only)",
+        Some(ErrorCode::SystemIoFailure) => {
+            " (the file system refused the write: disk full, a file size limit, or a failing disk)"
+        }
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) => {
+            " (the database's folder is not writable)"
+        }
+        _ => "",
+    };
+    format!("{}: commit failed: {error}{hint}", path.display())
 }
 
 /// The checkpointer thread: while writes come in, copies the WAL into the database file at
