@@ -1,7 +1,10 @@
 //! The parse stage: feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed) → [`FeedItem`]s, via feed-rs.
 //!
 //! Only what later stages need is kept, already tidied: titles without CDATA padding or line breaks,
-//! links resolved against the feed URL, one author line, plain category names.
+//! links resolved against the feed URL, one author line, plain category names. Documents feed-rs
+//! cannot read (old or odd dialects) get a second chance in [`lenient`].
+
+mod lenient;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -61,12 +64,27 @@ pub struct FeedItem {
 }
 
 /// Parses a feed document fetched from `url`.
+/// Parses a feed document (UTF-8) fetched from `url`: feed-rs first; when it rejects the document
+/// or finds no item in it, the [`lenient`] reader.
 pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
-    let feed = feed_rs::parser::Builder::new()
+    let parsed = feed_rs::parser::Builder::new()
         .base_uri(Some(url.as_str()))
         .build()
-        .parse(&*dialects_feed_rs_reads(bytes))
-        .map_err(|e| ParseError(describe_unreadable(bytes, &e.to_string())))?;
+        .parse(&*dialects_feed_rs_reads(bytes));
+    let feed = match parsed {
+        Ok(feed) if !feed.entries.is_empty() => feed,
+        parsed => {
+            let lenient =
+                lenient::read(&String::from_utf8_lossy(bytes), url).filter(|(_, items)| !items.is_empty());
+            match (parsed, lenient) {
+                (_, Some((title, items))) => {
+                    return Ok(ParsedFeed { title, items, publisher_interval: syndication_interval(bytes) })
+                }
+                (Ok(feed), None) => feed,
+                (Err(error), None) => return Err(ParseError(describe_unreadable(bytes, &error.to_string()))),
+            }
+        }
+    };
     let ttl = feed.ttl.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
     let publisher_interval = ttl.max(syndication_interval(bytes));
     let items = feed.entries.into_iter().map(|entry| item(entry, url)).collect();
