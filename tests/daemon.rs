@@ -388,3 +388,57 @@ fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() 
     let integrity: String = work.db().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
 }
+
+/// A small tmpfs mounted on a folder for one test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (the test skips) where this process may not mount file systems.
+    fn mount(dir: std::path::PathBuf) -> Option<Tmpfs> {
+        std::fs::create_dir_all(&dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "feedmill-test"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Tmpfs(dir))
+    }
+
+    fn remount(&self, mode: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_database_is_refused_with_its_path() {
+    let work = Workspace::new();
+    let Some(tmpfs) = Tmpfs::mount(work.path("data")) else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let config = work.config(
+        "[storage]\npath = \"data/feedmill.db\"\n[[sources]]\nname = \"a\"\nurl = \"http://a.example/rss\"\n",
+    );
+    let config = config.to_str().unwrap();
+    let created =
+        common::feedmill().current_dir(work.path("")).args(["poll", "-c", config]).output().unwrap();
+    assert!(work.path("data/feedmill.db").exists(), "{}", String::from_utf8_lossy(&created.stderr));
+    tmpfs.remount("ro");
+    let output = common::feedmill().current_dir(work.path("")).args(["run", "-c", config]).output().unwrap();
+    tmpfs.remount("rw");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("feedmill.db: the database is read-only"), "{stderr}");
+}

@@ -39,6 +39,8 @@ pub enum StoreError {
     CreateDir { path: PathBuf, source: std::io::Error },
     #[error("{path}: cannot open the database: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: the database is read-only (the file, its folder or its file system); feedmill needs to write it")]
+    ReadOnly { path: PathBuf },
     #[error("{path}: cannot migrate the database: {source}")]
     Migrate { path: PathBuf, source: rusqlite_migration::Error },
     #[error("database: {0}")]
@@ -109,6 +111,10 @@ impl Store {
         }
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let mut write_conn = Connection::open(path).map_err(open_err)?;
+        // SQLite quietly opens a file it cannot write read-only; every poll would then fail.
+        if write_conn.is_readonly(rusqlite::MAIN_DB).map_err(open_err)? {
+            return Err(StoreError::ReadOnly { path: path.to_owned() });
+        }
         // Before `configure`: switching to WAL writes a new database's header, after which
         // auto_vacuum can only change through a VACUUM.
         incremental_vacuum(&write_conn).map_err(open_err)?;
@@ -246,7 +252,7 @@ fn write_loop(conn: &Connection, path: &Path, jobs: &mpsc::Receiver<WriteJob>, w
 fn commit_failure(path: &Path, error: &rusqlite::Error) -> String {
     use rusqlite::ErrorCode;
     let hint = match error.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => " (the disk is full)",
+        Some(ErrorCode::DiskFull) => " (free some space: writes resume by themselves)",
         Some(ErrorCode::ReadOnly) => " (the database file or its folder is read-only)",
         Some(ErrorCode::SystemIoFailure) => {
             " (the file system refused the write: disk full, a file size limit, or a failing disk)"
