@@ -6,9 +6,9 @@
 //! threads (`spawn_blocking`).
 
 pub mod clean;
-pub mod depth;
 pub mod generic;
 pub mod meta;
+pub mod preparse;
 pub mod rules;
 pub mod structured;
 pub mod text;
@@ -109,7 +109,7 @@ impl Extractor {
 
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
-        let mut doc = Html::parse_document(&depth::limit_depth(html, depth::MAX_DEPTH));
+        let mut doc = Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH));
         // Lazy images take their real address (possibly from a <noscript> copy) before scripts,
         // styles and <noscript> go: they are never body text, and their raw text would count as
         // words when scoring.
