@@ -80,8 +80,9 @@ fn best_candidate(
     stats: &TextStats,
 ) -> (Vec<NodeId>, f64) {
     let mut scores: IdMap<f64> = IdMap::default();
+    let mut unlikely = IdMap::default();
     for block in body.descendants().filter_map(ElementRef::wrap).filter(|e| is_paragraph_like(e, stats)) {
-        if skip_unlikely && is_unlikely_inside(&block) {
+        if skip_unlikely && is_unlikely_inside(block, &mut unlikely) {
             continue;
         }
         let text = stats.text(&block);
@@ -322,20 +323,39 @@ fn class_weight(element: &ElementRef) -> f64 {
     weight
 }
 
-/// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars?
-fn is_unlikely_inside(block: &ElementRef) -> bool {
-    std::iter::once(*block).chain(block.ancestors().filter_map(ElementRef::wrap)).any(|e| {
+/// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars? `known`
+/// remembers the answer for every element already looked at, so a page's blocks share the walk
+/// up through their common ancestors.
+fn is_unlikely_inside(block: ElementRef, known: &mut IdMap<bool>) -> bool {
+    // Walk up until the answer is settled or already known, then record it for the whole path.
+    let mut path = Vec::new();
+    let mut answer = false;
+    for e in std::iter::once(block).chain(block.ancestors().filter_map(ElementRef::wrap)) {
+        if let Some(&known_answer) = known.get(&e.id()) {
+            answer = known_answer;
+            break;
+        }
+        path.push(e.id());
         let v = e.value();
         if matches!(v.name(), "nav" | "footer" | "aside" | "header" | "form") {
-            return true;
+            answer = true;
+            break;
         }
         if matches!(v.name(), "body" | "html" | "article" | "main") {
-            return false;
+            break;
         }
         let names = format!("{} {}", v.attr("class").unwrap_or(""), v.attr("id").unwrap_or(""));
-        UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
+        if UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
             || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"))
-    })
+        {
+            answer = true;
+            break;
+        }
+    }
+    for id in path {
+        known.insert(id, answer);
+    }
+    answer
 }
 
 /// A map keyed by tree node: node ids are small integers, so a multiplicative hash is enough and
