@@ -1,8 +1,8 @@
 //! One linear scan of the raw markup before it is parsed, doing two things.
 //!
-//! It drops what extraction never looks at: `<style>` elements, comments and `<script>` elements
-//! other than JSON-LD — about half the bytes of a typical news page, which html5ever would
-//! otherwise tokenize into nodes only to have them removed.
+//! It drops what extraction never looks at: `<style>` and `<svg>` elements, comments and
+//! `<script>` elements other than JSON-LD — about 60 % of the bytes of a typical news page, which
+//! html5ever would otherwise tokenize into nodes only to have them removed.
 //!
 //! And it guards against pathologically deep documents. html5ever checks "is there a `<p>` in
 //! scope?" by walking the stack of open elements, so a page of 100,000 nested `<div>`s costs it
@@ -26,7 +26,7 @@ const NOT_NESTING: &[&str] = &[
 const RAW_TEXT: &[&str] =
     &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"];
 
-/// The document without styles, comments and non-JSON-LD scripts, and with elements nested deeper
+/// The document without styles, inline SVG, comments and non-JSON-LD scripts, and with elements nested deeper
 /// than `max_depth` flattened; borrowed when nothing needed to change.
 pub fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
     let bytes = html.as_bytes();
@@ -55,6 +55,12 @@ pub fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
                         next = memchr::memchr(b'>', &bytes[next..]).map_or(bytes.len(), |e| next + e + 1);
                         drop_to = Some(next);
                     }
+                } else if name.eq_ignore_ascii_case("svg") && !*self_closing {
+                    // Inline icons and drawings: many nodes, no text an article needs.
+                    let rest = &bytes[tag.end..];
+                    next = tag.end + find_end_tag(rest, "svg").unwrap_or(rest.len());
+                    next = memchr::memchr(b'>', &bytes[next..]).map_or(bytes.len(), |e| next + e + 1);
+                    drop_to = Some(next);
                 } else if !*self_closing && listed(NOT_NESTING, name).is_none() {
                     if depth >= max_depth {
                         excess += 1;
@@ -192,7 +198,7 @@ mod tests {
     fn styles_comments_and_scripts_go_but_json_ld_stays() {
         let page = "<html><head><STYLE>p { color: red }</STYLE><script type=\"application/ld+json\">{\"a\":1}</script>\
                     </head><body><!-- <div> --><p>Text</p><script>if (a < b) { document.write('<div>'); }</script \
-                    ><noscript><img src=x></noscript></body></html>";
+                    ><svg viewBox=\"0 0 1 1\"><path d=\"M0 0\"/></svg><noscript><img src=x></noscript></body></html>";
         assert_eq!(
             prepare(page, 3),
             "<html><head><script type=\"application/ld+json\">{\"a\":1}</script></head><body><p>Text</p>\
