@@ -323,6 +323,25 @@ fn class_weight(element: &ElementRef) -> f64 {
     weight
 }
 
+/// Elements inside the article (not the roots themselves) whose whole text is the page's title:
+/// the headline repeated above the body, in whatever element the site puts it.
+pub fn title_copies(doc: &Html, roots: &[NodeId], title: &str) -> Vec<NodeId> {
+    let title: Vec<&str> = title.split_whitespace().collect();
+    if title.is_empty() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for root in roots.iter().filter_map(|&id| doc.tree.get(id)) {
+        for element in root.descendants().skip(1).filter_map(ElementRef::wrap) {
+            // Compares word by word, so most elements are ruled out at their first word.
+            if element.text().flat_map(str::split_whitespace).eq(title.iter().copied()) {
+                found.push(element.id());
+            }
+        }
+    }
+    found
+}
+
 /// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars? `known`
 /// remembers the answer for every element already looked at, so a page's blocks share the walk
 /// up through their common ancestors.
@@ -456,6 +475,19 @@ mod tests {
             .collect();
         assert!(html.contains("first paragraph") && html.contains("second paragraph"), "{html}");
         assert!(!html.contains("Most read") && !html.contains("Copyright"), "{html}");
+    }
+
+    #[test]
+    fn the_headline_repeated_inside_the_article_is_found_in_any_element() {
+        let page = Html::parse_document(
+            "<div id=a><p class=big>\n  Budget  rules approved </p><p>Budget rules approved by the cabinet on Monday.</p></div>",
+        );
+        let root = page.select(&Selector::parse("#a").unwrap()).next().unwrap().id();
+        let copies = title_copies(&page, &[root], "Budget rules approved");
+        assert_eq!(copies.len(), 1);
+        let copy = page.tree.get(copies[0]).and_then(ElementRef::wrap).unwrap();
+        assert_eq!(copy.value().attr("class"), Some("big"));
+        assert!(title_copies(&page, &[root], "").is_empty());
     }
 
     #[test]

@@ -133,7 +133,10 @@ impl Extractor {
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
         }
-        let generic::Found { roots, furniture } = generic::find_article(&doc);
+        let generic::Found { roots, mut furniture } = generic::find_article(&doc);
+        if let Some(title) = &page.title {
+            furniture.extend(generic::title_copies(&doc, &roots, title));
+        }
         clean::detach_all(&mut doc, &furniture);
         let generic = finish(&mut doc, &roots, &[], url, Step::Generic, page.clone());
         // JSON-LD's plain text loses the page's images and subheads, so it only wins when the
