@@ -109,7 +109,9 @@ impl Extractor {
 
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
-        let mut doc = Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH));
+        let host = url.host_str().unwrap_or_default();
+        let rule = self.rules.for_host(host);
+        let mut doc = Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH, rule.is_none()));
         // Lazy images take their real address (possibly from a <noscript> copy) before scripts,
         // styles and <noscript> go: they are never body text, and their raw text would count as
         // words when scoring.
@@ -119,9 +121,8 @@ impl Extractor {
         clean::detach_all(&mut doc, &invisible);
         let page = meta::page_metadata(&doc, url, ld.as_ref());
         let canonical = canonical_of(&doc).filter(|c| !c.path().trim_matches('/').is_empty());
-        let host = url.host_str().unwrap_or_default();
         let mut rule_miss = None;
-        if let Some(rule) = self.rules.for_host(host) {
+        if let Some(rule) = rule {
             if let Some(roots) = rule_roots(&doc, rule) {
                 // Metadata first: author blocks and tag lists are stripped from the body next.
                 let meta = meta::rule_metadata(&doc, &rule.spec, url, page.clone());

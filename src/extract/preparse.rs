@@ -22,13 +22,21 @@ const NOT_NESTING: &[&str] = &[
     "p", "li", "dt", "dd", "option", "optgroup", "colgroup", "rb", "rt", "rp", "html", "head", "body",
 ];
 
+/// Elements dropped with their content: inline icons and drawings and, unless a site rule will
+/// read the page, navigation menus — many nodes and no text an article needs. (A nested one ends
+/// the outer early; what is left of the outer is parsed as usual.)
+const DROPPED: &[&str] = &["svg", "nav"];
+const DROPPED_FOR_RULES: &[&str] = &["svg"];
+
 /// Elements whose content is raw text, not markup.
 const RAW_TEXT: &[&str] =
     &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"];
 
-/// The document without styles, inline SVG, comments and non-JSON-LD scripts, and with elements nested deeper
-/// than `max_depth` flattened; borrowed when nothing needed to change.
-pub fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
+/// The document without styles, inline SVG, comments, non-JSON-LD scripts and (with
+/// `drop_navigation`) `<nav>`s, and with elements nested deeper than `max_depth` flattened;
+/// borrowed when nothing needed to change.
+pub fn prepare(html: &str, max_depth: usize, drop_navigation: bool) -> Cow<'_, str> {
+    let dropped = if drop_navigation { DROPPED } else { DROPPED_FOR_RULES };
     let bytes = html.as_bytes();
     let mut out: Option<String> = None;
     let mut depth = 0usize;
@@ -55,10 +63,9 @@ pub fn prepare(html: &str, max_depth: usize) -> Cow<'_, str> {
                         next = memchr::memchr(b'>', &bytes[next..]).map_or(bytes.len(), |e| next + e + 1);
                         drop_to = Some(next);
                     }
-                } else if name.eq_ignore_ascii_case("svg") && !*self_closing {
-                    // Inline icons and drawings: many nodes, no text an article needs.
+                } else if let Some(dropped) = listed(dropped, name).filter(|_| !*self_closing) {
                     let rest = &bytes[tag.end..];
-                    next = tag.end + find_end_tag(rest, "svg").unwrap_or(rest.len());
+                    next = tag.end + find_end_tag(rest, dropped).unwrap_or(rest.len());
                     next = memchr::memchr(b'>', &bytes[next..]).map_or(bytes.len(), |e| next + e + 1);
                     drop_to = Some(next);
                 } else if !*self_closing && listed(NOT_NESTING, name).is_none() {
@@ -191,30 +198,31 @@ mod tests {
     fn ordinary_pages_are_untouched() {
         let page = "<html><body><div class=\"a>b\"><p>One<p>Two<ul><li>x<li>y</ul><br><img src=x>\
                     <textarea><div></textarea></div></body></html>";
-        assert!(matches!(prepare(page, 3), Cow::Borrowed(_)));
+        assert!(matches!(prepare(page, 3, true), Cow::Borrowed(_)));
     }
 
     #[test]
-    fn styles_comments_and_scripts_go_but_json_ld_stays() {
+    fn what_extraction_never_reads_goes_but_json_ld_stays() {
         let page = "<html><head><STYLE>p { color: red }</STYLE><script type=\"application/ld+json\">{\"a\":1}</script>\
                     </head><body><!-- <div> --><p>Text</p><script>if (a < b) { document.write('<div>'); }</script \
-                    ><svg viewBox=\"0 0 1 1\"><path d=\"M0 0\"/></svg><noscript><img src=x></noscript></body></html>";
+                    ><svg viewBox=\"0 0 1 1\"><path d=\"M0 0\"/></svg><nav><a href=/>Home</a></nav><noscript><img src=x></noscript></body></html>";
         assert_eq!(
-            prepare(page, 3),
+            prepare(page, 3, true),
             "<html><head><script type=\"application/ld+json\">{\"a\":1}</script></head><body><p>Text</p>\
              <noscript><img src=x></noscript></body></html>"
         );
+        assert!(prepare(page, 3, false).contains("<nav><a href=/>Home</a></nav>"), "site rules see menus");
     }
 
     #[test]
     fn deep_nesting_is_flattened_and_text_kept() {
         let deep = format!("{}<p>bottom</p>{}", "<div>".repeat(10), "</div>".repeat(10));
-        let limited = prepare(&deep, 4);
+        let limited = prepare(&deep, 4, true);
         assert_eq!(limited, format!("{}<p>bottom</p>{}", "<div>".repeat(4), "</div>".repeat(4)));
     }
 
     #[test]
     fn stray_angle_brackets_are_text() {
-        assert!(matches!(prepare("a < b and c<3 <<", 1), Cow::Borrowed(_)));
+        assert!(matches!(prepare("a < b and c<3 <<", 1, true), Cow::Borrowed(_)));
     }
 }
