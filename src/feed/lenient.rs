@@ -304,6 +304,46 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_feed_fragments_in_any_order() {
+        const PIECES: &[&str] = &[
+            "<rss>",
+            "</rss>",
+            "<item>",
+            "</item>",
+            "<ITEM HREF='/a'>",
+            "<title>",
+            "</title>",
+            "<link>",
+            "</link>",
+            "<link href=\"x\"/>",
+            "<entry/>",
+            "&amp;",
+            "&#0;",
+            "&x;",
+            "<![CDATA[",
+            "]]>",
+            "x",
+            "<feed>",
+            "</feed>",
+            "<summary type=\"application/octet-stream\">",
+            "</summary>",
+            "<",
+            ">",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5_000 {
+            let mut doc = String::new();
+            for _ in 0..(state % 20) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                doc.push_str(PIECES[(state % PIECES.len() as u64) as usize]);
+            }
+            let _ = read(&doc, &url());
+        }
+    }
+
+    #[test]
     fn truncated_documents_html_and_entities_are_not_read() {
         assert!(read("<rss><channel><item><title>cut", &url()).is_none());
         assert!(read("<html><body><item>x</item></body></html>", &url()).is_none());

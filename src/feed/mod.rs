@@ -63,7 +63,6 @@ pub struct FeedItem {
     pub image: Option<Url>,
 }
 
-/// Parses a feed document fetched from `url`.
 /// Parses a feed document (UTF-8) fetched from `url`: feed-rs first; when it rejects the document
 /// or finds no item in it, the [`lenient`] reader.
 pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
