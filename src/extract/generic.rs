@@ -227,8 +227,12 @@ fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<Nod
     for &root in roots {
         let Some(root) = doc.tree.get(root).and_then(ElementRef::wrap) else { continue };
         let root_text = stats.text(&root).max(1);
+        let posts: Vec<ElementRef> = root.select(&EMBEDDED_POST).collect();
         for element in root.descendants().filter_map(ElementRef::wrap) {
             if element.id() == root.id() || element.ancestors().any(|a| doomed.contains(&a.id())) {
+                continue;
+            }
+            if posts.iter().any(|post| holds_embedded_post(&element, post, stats)) {
                 continue;
             }
             // An element holding most of the article is the article, whatever its class says.
@@ -241,6 +245,25 @@ fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<Nod
         }
     }
     doomed.into_iter().collect()
+}
+
+/// A post quoted from a social network in the markup its embed code uses (the text is in the
+/// page; a script would only restyle it): part of the story the article tells.
+static EMBEDDED_POST: LazyLock<Selector> = LazyLock::new(|| {
+    static_selector(
+        "blockquote.twitter-tweet, blockquote.instagram-media, blockquote.tiktok-embed, \
+         blockquote.bluesky-embed, blockquote.text-post-media, blockquote.reddit-embed-bq",
+    )
+});
+
+/// Whether `element` is `post`, is inside it, or is a wrapper around little more than it — such
+/// wrappers have classes like `social-media-embed` that would otherwise mark them as furniture.
+fn holds_embedded_post(element: &ElementRef, post: &ElementRef, stats: &TextStats) -> bool {
+    if element.id() == post.id() || element.ancestors().any(|a| a.id() == post.id()) {
+        return true;
+    }
+    let wraps_post = post.ancestors().any(|a| a.id() == element.id());
+    wraps_post && stats.text(element) <= stats.text(post) + 40
 }
 
 static CHILD_P: LazyLock<Selector> = LazyLock::new(|| static_selector("p"));
@@ -488,6 +511,26 @@ mod tests {
         let copy = page.tree.get(copies[0]).and_then(ElementRef::wrap).unwrap();
         assert_eq!(copy.value().attr("class"), Some("big"));
         assert!(title_copies(&page, &[root], "").is_empty());
+    }
+
+    #[test]
+    fn embedded_posts_stay_in_the_article() {
+        let page = Html::parse_document(
+            r#"<html><body><div class="story"><p>The first paragraph of the story, which is long enough to count, with a comma.</p>
+            <div class="social-media-embed"><blockquote class="twitter-tweet"><p>Yes this is real <a href="https://t.co/x">https://t.co/x</a></p>
+            — Someone (@someone) <a href="https://twitter.com/someone/status/1">November 18, 2019</a></blockquote></div>
+            <div class="social-share"><a href="/share">Share</a> <a href="/tweet">Tweet</a></div>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div></body></html>"#,
+        );
+        let found = find_article(&page);
+        let removed: String = found
+            .furniture
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect();
+        assert!(removed.contains("social-share"), "the share bar goes: {removed}");
+        assert!(!removed.contains("Yes this is real"), "the quoted post stays: {removed}");
     }
 
     #[test]
