@@ -68,8 +68,27 @@ pub fn find_article(doc: &Html) -> Found {
     if strict_short || relaxed_score > strict_score * RELAXED_WINS {
         roots = relaxed;
     }
+    if let Some(declared) = declared_body(doc, &roots) {
+        roots = vec![declared];
+    }
     let furniture = conditional_noise(doc, &roots, &stats);
     Found { roots, furniture }
+}
+
+static ARTICLE_BODY: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"[itemprop="articleBody"]"#));
+
+/// The page's one schema.org `articleBody` element, when the scored candidates all sit inside it:
+/// the publisher's own statement of where the body is, so paragraphs that scored lower (a lead
+/// in its own block) are not left out.
+fn declared_body(doc: &Html, roots: &[NodeId]) -> Option<NodeId> {
+    let mut declared = doc.select(&ARTICLE_BODY);
+    let body = declared.next()?;
+    if declared.next().is_some() || roots.is_empty() {
+        return None;
+    }
+    let inside =
+        |id: &NodeId| doc.tree.get(*id).is_some_and(|node| node.ancestors().any(|a| a.id() == body.id()));
+    roots.iter().all(inside).then_some(body.id())
 }
 
 /// The best-scoring candidate with its siblings, and its score (0 when nothing scored).
@@ -531,6 +550,24 @@ mod tests {
             .collect();
         assert!(removed.contains("social-share"), "the share bar goes: {removed}");
         assert!(!removed.contains("Yes this is real"), "the quoted post stays: {removed}");
+    }
+
+    #[test]
+    fn a_declared_article_body_around_the_candidates_is_the_article() {
+        let body = r#"<div itemprop="articleBody"><div class="lead"><p>A short lead.</p></div>
+            <div class="text"><p>The first paragraph of the story, which is long enough to count, with a comma.</p>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div></div>"#;
+        let page = Html::parse_document(&format!("<html><body>{body}</body></html>"));
+        let roots = find_article(&page).roots;
+        let root = page.tree.get(roots[0]).and_then(ElementRef::wrap).unwrap();
+        assert_eq!(roots.len(), 1);
+        assert_eq!(root.value().attr("itemprop"), Some("articleBody"), "the lead is in");
+        // Two declared bodies say nothing certain: the scored candidates stand.
+        let twice = Html::parse_document(&format!("<html><body>{body}{body}</body></html>"));
+        let roots = find_article(&twice).roots;
+        assert!(roots.iter().all(|&id| {
+            twice.tree.get(id).and_then(ElementRef::wrap).unwrap().value().attr("itemprop").is_none()
+        }));
     }
 
     #[test]
