@@ -286,6 +286,7 @@ fn holds_embedded_post(element: &ElementRef, post: &ElementRef, stats: &TextStat
 }
 
 static CHILD_P: LazyLock<Selector> = LazyLock::new(|| static_selector("p"));
+static CHILD_A: LazyLock<Selector> = LazyLock::new(|| static_selector("a"));
 static CHILD_LI: LazyLock<Selector> = LazyLock::new(|| static_selector("li"));
 static CHILD_IMG: LazyLock<Selector> = LazyLock::new(|| static_selector("img"));
 
@@ -308,6 +309,12 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     let short_block = matches!(name, "p" | "div" | "li" | "section" | "h2" | "h3" | "h4" | "h5" | "h6");
     if short_block && stats.text(element) < 250 && BOILERPLATE.is_match(&element.text().collect::<String>()) {
         return true;
+    }
+    // A hover card hidden inside a sentence (a person's picture and their latest headlines): an
+    // inline element holding a list of links and nothing else.
+    if name == "span" {
+        let links = element.select(&CHILD_A).count();
+        return links >= 3 && stats.text(element) > 100 && stats.link_density(element) > 0.8;
     }
     // A short paragraph that is all link is a "read also" line, not prose.
     if name == "p" {
@@ -568,6 +575,23 @@ mod tests {
         assert!(roots.iter().all(|&id| {
             twice.tree.get(id).and_then(ElementRef::wrap).unwrap().value().attr("itemprop").is_none()
         }));
+    }
+
+    #[test]
+    fn a_hover_card_inside_a_sentence_goes() {
+        let card = r#"<span class="card"><img src="/p.jpg"><a href="/people/x">Jane Doe</a><a href="/a">A first headline about something else entirely</a> <a href="/b">A second headline about yet another thing</a> <a href="/c">And a third headline</a></span>"#;
+        let page = Html::parse_document(&format!(
+            r#"<html><body><div class="story"><p>Rep. {card} said on Monday, in a statement, that the bill would pass, and soon.</p>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div></body></html>"#
+        ));
+        let found = find_article(&page);
+        let removed: Vec<String> = found
+            .furniture
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect();
+        assert_eq!(removed, vec![card.to_owned()]);
     }
 
     #[test]
