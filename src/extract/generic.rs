@@ -258,7 +258,11 @@ fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<Nod
             if stats.text(&element) * 2 > root_text {
                 continue;
             }
-            if is_furniture(&element, stats) {
+            // Articles nested in an article are, in HTML's own terms, related content: teasers,
+            // comments.
+            let nested_article = element.value().name() == "article"
+                && element.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == "article");
+            if nested_article || is_furniture(&element, stats) {
                 doomed.insert(element.id());
             }
         }
@@ -592,6 +596,32 @@ mod tests {
             .map(|e| e.html())
             .collect();
         assert_eq!(removed, vec![card.to_owned()]);
+    }
+
+    #[test]
+    fn articles_nested_in_the_article_are_related_content() {
+        let teaser = |n: u32| {
+            format!(
+                r#"<article class="post"><p>Teaser {n}: another story, told in part, with commas, and more commas, and yet more, to read, in full, elsewhere, on this site, some day, soon, number {n}.</p></article>"#
+            )
+        };
+        let page = Html::parse_document(&format!(
+            r#"<html><body><div id="primary"><article class="post"><p>The first paragraph of the story, which is long enough to count, with a comma.</p>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report, and more.</p>
+            <p>The third paragraph closes it, with a quote, a figure, and a date, as stories do.</p>
+            <h3>You may also like</h3>{}{}</article></div></body></html>"#,
+            teaser(1),
+            teaser(2)
+        ));
+        let found = find_article(&page);
+        let removed: String = found
+            .furniture
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect();
+        assert!(removed.contains("Teaser 1") && removed.contains("Teaser 2"), "{removed}");
+        assert!(!removed.contains("first paragraph"), "{removed}");
     }
 
     #[test]
