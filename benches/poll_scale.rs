@@ -7,8 +7,9 @@
 //! Measures the release `feedmill poll` binary twice against the same database — the first poll
 //! (every feed new, 500,000 items) and a second where every feed answers 304 — reporting the poll
 //! cycle's wall time and requests/s, feedmill's peak RSS, and the most requests the fixture ever
-//! had in flight at once. Then `wrk` hits the same fixture (same 304 answers, same concurrency,
-//! rotating over the same URLs) as the ceiling.
+//! had in flight at once. For context, bare reqwest and bare hyper-util clients send the same
+//! requests with nothing else to do. Then `wrk` hits the same fixture (same 304 answers, same
+//! concurrency, rotating over the same URLs) as the ceiling.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -219,6 +220,35 @@ fn bare_reqwest_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 
     })
 }
 
+/// Requests/s of hyper-util's pooled HTTP/1 client (what reqwest wraps) sending the same
+/// conditional GETs, `concurrency` at a time.
+fn bare_hyper_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let started = std::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..feeds {
+            let (client, slots) = (client.clone(), Arc::clone(&slots));
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let uri: hyper::Uri = format!("http://{addr}/feeds/{i}.xml").parse().expect("uri");
+                let request = hyper::Request::get(uri)
+                    .header("If-None-Match", ETAG)
+                    .body(http_body_util::Empty::new())
+                    .expect("request");
+                let response = client.request(request).await;
+                response.map(|r| r.status().as_u16()).unwrap_or(0)
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        feeds as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let feeds: usize = std::env::var("FEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
@@ -258,6 +288,8 @@ fn main() {
 
     // For context: a bare reqwest client (the HTTP stack feedmill uses) doing only the requests.
     let bare_rate = bare_reqwest_rate(addr, feeds, concurrency);
+    // And hyper's own pooled client, without reqwest's layers: what a leaner fetcher could reach.
+    let bare_hyper = bare_hyper_rate(addr, feeds, concurrency);
 
     // The ceiling: wrk on the same fixture, same 304 answers, same concurrency, same URLs.
     let script = dir.join("rotate.lua");
@@ -296,6 +328,7 @@ fn main() {
         );
     }
     println!("| bare reqwest, {concurrency} at a time, 304s | - | {bare_rate:.0} | - | - |");
+    println!("| bare hyper-util client, {concurrency} at a time, 304s | - | {bare_hyper:.0} | - | - |");
     println!("| wrk -t2 -c{concurrency}, 304s | 10 s | {wrk_rate:.0} | - | - |");
     if wrk_rate > 0.0 {
         let rate_304 = feeds as f64 / rows[1].1.cycle_secs;
