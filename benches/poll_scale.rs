@@ -197,22 +197,24 @@ fn run_poll(config: &std::path::Path, profile: bool) -> PollRun {
     PollRun { cycle_secs, peak_rss_kb, summary }
 }
 
-/// Requests/s of a plain reqwest client sending the same conditional GETs, `concurrency` at a time.
-fn bare_reqwest_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
+/// Requests/s of `send(i)` for i in 0..feeds, `concurrency` at a time, on two worker threads (as
+/// feedmill has on this machine).
+fn rate<F, Fut>(feeds: usize, concurrency: usize, send: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async move {
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
         let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let started = std::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..feeds {
-            let (client, slots) = (client.clone(), Arc::clone(&slots));
+            let (request, slots) = (send(i), Arc::clone(&slots));
             tasks.spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let url = format!("http://{addr}/feeds/{i}.xml");
-                let response = client.get(url).header("If-None-Match", ETAG).send().await;
-                response.map(|r| r.status().as_u16()).unwrap_or(0)
+                request.await;
             });
         }
         while tasks.join_next().await.is_some() {}
@@ -220,32 +222,31 @@ fn bare_reqwest_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 
     })
 }
 
-/// Requests/s of hyper-util's pooled HTTP/1 client (what reqwest wraps) sending the same
-/// conditional GETs, `concurrency` at a time.
-fn bare_hyper_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    runtime.block_on(async move {
-        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let started = std::time::Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..feeds {
-            let (client, slots) = (client.clone(), Arc::clone(&slots));
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let uri: hyper::Uri = format!("http://{addr}/feeds/{i}.xml").parse().expect("uri");
-                let request = hyper::Request::get(uri)
-                    .header("If-None-Match", ETAG)
-                    .body(http_body_util::Empty::new())
-                    .expect("request");
-                let response = client.request(request).await;
-                response.map(|r| r.status().as_u16()).unwrap_or(0)
-            });
+/// A plain reqwest client sending the same conditional GETs.
+fn bare_reqwest_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    rate(feeds, concurrency, move |i| {
+        let request = client.get(format!("http://{addr}/feeds/{i}.xml")).header("If-None-Match", ETAG).send();
+        async move {
+            let _ = request.await;
         }
-        while tasks.join_next().await.is_some() {}
-        feeds as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// hyper-util's pooled HTTP/1 client (what reqwest wraps) sending the same conditional GETs.
+fn bare_hyper_rate(addr: SocketAddr, feeds: usize, concurrency: usize) -> f64 {
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    rate(feeds, concurrency, move |i| {
+        let uri: hyper::Uri = format!("http://{addr}/feeds/{i}.xml").parse().expect("uri");
+        let request = hyper::Request::get(uri)
+            .header("If-None-Match", ETAG)
+            .body(http_body_util::Empty::new())
+            .expect("request");
+        let response = client.request(request);
+        async move {
+            let _ = response.await;
+        }
     })
 }
 

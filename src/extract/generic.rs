@@ -511,6 +511,16 @@ fn words_len(text: &str) -> usize {
 mod tests {
     use super::*;
 
+    /// The furniture the generic extractor finds on `page`, as HTML.
+    fn removed_html(page: &Html) -> String {
+        find_article(page)
+            .furniture
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect()
+    }
+
     #[test]
     fn finds_the_article_among_furniture() {
         let page = Html::parse_document(
@@ -552,13 +562,7 @@ mod tests {
             <div class="social-share"><a href="/share">Share</a> <a href="/tweet">Tweet</a></div>
             <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div></body></html>"#,
         );
-        let found = find_article(&page);
-        let removed: String = found
-            .furniture
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect();
+        let removed = removed_html(&page);
         assert!(removed.contains("social-share"), "the share bar goes: {removed}");
         assert!(!removed.contains("Yes this is real"), "the quoted post stays: {removed}");
     }
@@ -588,14 +592,7 @@ mod tests {
             r#"<html><body><div class="story"><p>Rep. {card} said on Monday, in a statement, that the bill would pass, and soon.</p>
             <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div></body></html>"#
         ));
-        let found = find_article(&page);
-        let removed: Vec<String> = found
-            .furniture
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect();
-        assert_eq!(removed, vec![card.to_owned()]);
+        assert_eq!(removed_html(&page), card);
     }
 
     #[test]
@@ -613,13 +610,7 @@ mod tests {
             teaser(1),
             teaser(2)
         ));
-        let found = find_article(&page);
-        let removed: String = found
-            .furniture
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect();
+        let removed = removed_html(&page);
         assert!(removed.contains("Teaser 1") && removed.contains("Teaser 2"), "{removed}");
         assert!(!removed.contains("first paragraph"), "{removed}");
     }
