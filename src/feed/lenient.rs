@@ -51,8 +51,9 @@ struct RawItem {
 pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<FeedItem>)> {
     let mut reader = Reader::from_str(text);
     let mut depth = 0usize;
+    // The feed's own `<title>` while it is being read, then its text.
     let mut feed_title: Option<Field> = None;
-    let mut feed_title_done = false;
+    let mut title: Option<String> = None;
     let mut item: Option<RawItem> = None;
     let mut field: Option<Field> = None;
     let mut items = Vec::new();
@@ -69,7 +70,7 @@ pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<Fe
                     Some(open) if field.is_none() && depth == open.depth + 1 => {
                         field = Some(start_field(&e, name, depth))
                     }
-                    None if name == "title" && !feed_title_done && feed_title.is_none() => {
+                    None if name == "title" && title.is_none() && feed_title.is_none() => {
                         feed_title = Some(start_field(&e, name, depth))
                     }
                     _ => {}
@@ -115,8 +116,8 @@ pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<Fe
                     if let Some(done) = item.take() {
                         items.push(finish_item(done, feed_url));
                     }
-                } else if feed_title.as_ref().is_some_and(|f| f.depth == depth) {
-                    feed_title_done = true;
+                } else if let Some(done) = feed_title.take_if(|f| f.depth == depth) {
+                    title = Some(tidy_line(&done.text)).filter(|t| !t.is_empty());
                 }
                 depth = depth.checked_sub(1)?;
             }
@@ -130,7 +131,6 @@ pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<Fe
     if depth != 0 && items.len() < MAX_ITEMS {
         return None;
     }
-    let title = feed_title.map(|f| tidy_line(&f.text)).filter(|t| !t.is_empty());
     Some((title, items))
 }
 
@@ -275,8 +275,8 @@ mod tests {
 
     #[test]
     fn cdf_items_with_href_and_abstract() {
-        let cdf = r#"<CHANNEL HREF="http://example.com/"><TITLE>Site</TITLE>
-            <ITEM HREF="/a" LASTMOD="2024-11-05T22:12"><TITLE>First &amp; best</TITLE><ABSTRACT>Lead</ABSTRACT></ITEM>
+        let cdf = r#"<CHANNEL HREF="http://example.com/"><TITLE>Site</TITLE> and some text
+            <ITEM HREF="/a" LASTMOD="2024-11-05T22:12">stray<TITLE>First &amp; best</TITLE><ABSTRACT>Lead</ABSTRACT></ITEM>
             </CHANNEL>"#;
         let (title, items) = read(cdf, &url()).unwrap();
         assert_eq!(title.as_deref(), Some("Site"));
