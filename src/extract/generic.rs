@@ -34,6 +34,17 @@ static BOILERPLATE: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)(subscribe|sign up|newsletter|follow (us|@)|click here|read more|you may also like|all rights reserved|copyright|image \d+ of \d+|related:)|©|^\s*advertisement\s*$|підпис(уйтес|атис)ь|читайте (також|также)|подпис(ывайтесь|аться)",
     )
 });
+/// A byline or dateline written out: "Published on Nov 20, 2019", "05/10/2018 - Publicado por: …".
+static BYLINE: LazyLock<Regex> = LazyLock::new(|| {
+    static_regex(
+        r"(?i)(publicado (por|em)|posted (by|on)|published (by|on)|written by|updated on|opublikowano|veröffentlicht|автор:|опубліковано|опубликовано)",
+    )
+});
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    static_regex(
+        r"(?i)\b(\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}-\d{2}-\d{2}|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2})\b",
+    )
+});
 static CAPTION: LazyLock<Regex> =
     LazyLock::new(|| static_regex(r"(?i)caption|credit|byline|author-bio|disclosure"));
 static BODY: LazyLock<Selector> = LazyLock::new(|| static_selector("body"));
@@ -308,6 +319,13 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     );
     if CAPTION.is_match(&names) || (UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)) {
         return true;
+    }
+    // A publication line: when and by whom, which the entry's metadata already says.
+    if stats.text(element) < 160 {
+        let text: String = element.text().collect();
+        if BYLINE.is_match(&text) && DATE.is_match(&text) {
+            return true;
+        }
     }
     // Calls to action and credits: short blocks asking the reader to subscribe, follow, read more.
     let short_block = matches!(name, "p" | "div" | "li" | "section" | "h2" | "h3" | "h4" | "h5" | "h6");
@@ -613,6 +631,20 @@ mod tests {
         let removed = removed_html(&page);
         assert!(removed.contains("Teaser 1") && removed.contains("Teaser 2"), "{removed}");
         assert!(!removed.contains("first paragraph"), "{removed}");
+    }
+
+    #[test]
+    fn publication_lines_go_but_sentences_about_posting_stay() {
+        let page = Html::parse_document(
+            r#"<html><body><div class="story"><small>05/10/2018 - Publicado por: Clarissa Borba - Categoria: Saúde</small>
+            <p>The first paragraph of the story, which is long enough to count, with a comma.</p>
+            <p>Last week, she posted on Twitter that the show, and the tour, would go on.</p>
+            <p>The second paragraph goes on, and on, adding detail after detail to the report.</p>
+            <div>First Published on Nov 20, 2019 01:38 pm</div></div></body></html>"#,
+        );
+        let removed = removed_html(&page);
+        assert!(removed.contains("Publicado por") && removed.contains("First Published"), "{removed}");
+        assert!(!removed.contains("posted on Twitter"), "{removed}");
     }
 
     #[test]
