@@ -8,7 +8,7 @@
 //! - [`schedule`]: a tokio-cron-scheduler job per source.
 //! - [`poll`]: one poll of one source — the place that orders the stages below.
 //! - [`fetch`]: HTTP for feeds and pages: deadlines, size caps, conditional GET, SSRF guard.
-//! - [`feed`]: feed bytes → items (feed-rs).
+//! - [`feed`]: feed bytes → items (feed-rs; a lenient quick-xml reader for what it cannot read).
 //! - [`extract`]: article page → clean body (site rules, generic extractor, sanitizer).
 //! - [`dedup`]: what makes two items the same article.
 //! - [`store`]: SQLite through one writer thread.
