@@ -321,7 +321,8 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
         return true;
     }
     // A publication line: when and by whom, which the entry's metadata already says.
-    if stats.text(element) < 160 {
+    let has_digits = || element.text().any(|t| t.bytes().any(|b| b.is_ascii_digit()));
+    if stats.text(element) < 160 && has_digits() {
         let text: String = element.text().collect();
         if BYLINE.is_match(&text) && DATE.is_match(&text) {
             return true;
@@ -335,8 +336,9 @@ fn is_furniture(element: &ElementRef, stats: &TextStats) -> bool {
     // A hover card hidden inside a sentence (a person's picture and their latest headlines): an
     // inline element holding a list of links and nothing else.
     if name == "span" {
-        let links = element.select(&CHILD_A).count();
-        return links >= 3 && stats.text(element) > 100 && stats.link_density(element) > 0.8;
+        return stats.text(element) > 100
+            && stats.link_density(element) > 0.8
+            && element.select(&CHILD_A).nth(2).is_some();
     }
     // A short paragraph that is all link is a "read also" line, not prose.
     if name == "p" {
