@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Fixture, Workspace};
+use common::{free_port, served_at, Fixture, Workspace};
 
 const FEEDS: usize = 3;
 const KILLS: usize = 50;
@@ -90,9 +90,9 @@ fn fifty_kill_nines_lose_nothing_committed_and_corrupt_nothing() {
     let work = Workspace::new();
     let port = free_port();
     let mut config = format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n\
+        "{}[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n\
          [defaults]\nevery = \"1s\"\nfull_text = false\n",
+        served_at(port),
         fixture.proxy_url()
     );
     for f in 0..FEEDS {

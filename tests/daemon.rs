@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, http_get, page, rss, run_feedmill, Daemon, Fixture, Workspace};
+use common::{free_port, http_get, page, rss, run_feedmill, served_at, Daemon, Fixture, Workspace};
 
 fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -171,9 +171,9 @@ fn healthz_reports_degraded_when_no_source_succeeds_for_too_long() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\nunhealthy_after = \"2s\"\n[fetch]\nproxy = \"{}\"\n\
+        "{}unhealthy_after = \"2s\"\n[fetch]\nproxy = \"{}\"\n\
          [[sources]]\nname = \"down\"\nurl = \"http://down.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let daemon = Daemon::start(&config, port);
@@ -202,10 +202,10 @@ fn status_page_renders_in_headless_chromium() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+        "{}[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
          [[sources]]\nname = \"working\"\nurl = \"http://ok.example/rss\"\n\
          [[sources]]\nname = \"failing\"\nurl = \"http://broken.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let daemon = Daemon::start(&config, port);
@@ -269,9 +269,9 @@ fn sighup_reloads_sources_and_rejects_an_invalid_config() {
     let work = Workspace::new();
     let port = free_port();
     let head = format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n\
+        "{}[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n\
          [defaults]\nfull_text = false\n",
+        served_at(port),
         fixture.proxy_url()
     );
     let first = "[[sources]]\nname = \"first\"\nurl = \"http://first.example/rss\"\nevery = \"1s\"\n";
@@ -335,10 +335,10 @@ fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() 
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n\
+        "{}[fetch]\nproxy = \"{}\"\n\
          [defaults]\nevery = \"1s\"\nfull_text = false\n\
          [[sources]]\nname = \"wire\"\nurl = \"http://wire.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let mut daemon = Daemon::start(&config, port);

@@ -9,7 +9,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, shared_dir, validate_atom, Daemon, Fixture, Workspace};
+use common::{free_port, served_at, shared_dir, validate_atom, Daemon, Fixture, Workspace};
 
 const STORY: &str = "Russian forces attacked the Kharkiv region overnight with drones and missiles, damaging a \
     power substation and several residential buildings, the regional governor said on Tuesday. Three people were \
@@ -168,11 +168,11 @@ fn one_entry_per_story_in_every_format_with_validators_and_compression() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\ntitle = \"merged\"\n[fetch]\nproxy = \"{}\"\n\
+        "{}[feed]\ntitle = \"merged\"\n[fetch]\nproxy = \"{}\"\n\
          [defaults]\nevery = \"1s\"\nfull_text = false\n\
          [[sources]]\nname = \"wire\"\nurl = \"http://wire.example/rss\"\n\
          [[sources]]\nname = \"blog\"\nurl = \"http://blog.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     // One source after the other, so the wire's report is the one seen first.
@@ -386,9 +386,9 @@ fn output_never_carries_active_content_whatever_the_sources_sent() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+        "{}[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
          [[sources]]\nname = \"evil\"\nurl = \"http://evil.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     assert!(poll(&work, &config, None).contains("evil: HTTP 200, 2 new"));
@@ -433,10 +433,10 @@ fn source_and_feed_filters() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nexclude = [\"title:/^Sport:/\"]\n\
+        "{}[feed]\nexclude = [\"title:/^Sport:/\"]\n\
          [fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
          [[sources]]\nname = \"f\"\nurl = \"http://f.example/rss\"\nexclude = [\"tags:реклама\"]\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let poll = || poll(&work, &config, None);
@@ -491,9 +491,9 @@ fn older_entries_are_reachable_through_rfc5005_next_links() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nmax_items = 2\n[fetch]\nproxy = \"{}\"\n\
+        "{}[feed]\nmax_items = 2\n[fetch]\nproxy = \"{}\"\n\
          [defaults]\nfull_text = false\n[[sources]]\nname = \"p\"\nurl = \"http://p.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     assert!(poll(&work, &config, None).contains("5 new"));
@@ -565,9 +565,8 @@ fn websub_hub_is_advertised_and_pinged_when_entries_appear() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[feed]\nwebsub_hub = \"{hub}\"\n[fetch]\nproxy = \"{}\"\n\
-         [defaults]\nevery = \"1s\"\nfull_text = false\n[[sources]]\nname = \"w\"\nurl = \"http://w.example/rss\"\n",
+        "{}[feed]\nwebsub_hub = \"{hub}\"\n[fetch]\nproxy = \"{}\"\n\
+         [defaults]\nevery = \"1s\"\nfull_text = false\n[[sources]]\nname = \"w\"\nurl = \"http://w.example/rss\"\n", served_at(port),
         fixture.proxy_url()
     ));
     let daemon = Daemon::start(&config, port);
@@ -605,9 +604,9 @@ fn an_item_the_feed_changes_is_updated_never_duplicated() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+        "{}[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
          [[sources]]\nname = \"u\"\nurl = \"http://u.example/rss\"\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let poll = || poll(&work, &config, None);
@@ -693,10 +692,10 @@ fn metrics_count_polls_responses_items_steps_and_rule_misses() {
     let work = Workspace::new();
     let port = free_port();
     let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nevery = \"1h\"\n\
+        "{}[fetch]\nproxy = \"{}\"\n[defaults]\nevery = \"1h\"\n\
          [[sources]]\nname = \"m\"\nurl = \"http://m.example/rss\"\n\
          [[sites]]\nhosts = [\"m.example\"]\nbody = [\"article .text\"]\n",
+        served_at(port),
         fixture.proxy_url()
     ));
     let daemon = Daemon::start(&config, port);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, http_get, Workspace};
+use common::{free_port, http_get, served_at, Workspace};
 
 const UNIT: &str = include_str!("../systemd/feedmill.service");
 
@@ -51,10 +51,7 @@ fn daemon_notifies_ready_status_watchdog_and_stopping() {
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let port = free_port();
-    let config = work.config(&format!(
-        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
-         public_url = \"http://127.0.0.1:{port}/\"\n"
-    ));
+    let config = work.config(&served_at(port));
     // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the shell's.
     let child = Command::new("sh")
         .current_dir(work.path(""))

@@ -237,6 +237,15 @@ pub fn run_feedmill(args: &[&str]) -> Output {
     feedmill().args(args).output().unwrap()
 }
 
+/// The `[storage]` and `[server]` sections of a daemon's config: the database under the config's
+/// folder, the server on 127.0.0.1:`port` with that as its public URL. Tests append the rest.
+pub fn served_at(port: u16) -> String {
+    format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         public_url = \"http://127.0.0.1:{port}/\"\n"
+    )
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
