@@ -189,6 +189,20 @@ impl Store {
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Queues `f` for the writer thread, in its own savepoint, without waiting for the commit.
+    fn queue_write<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: WriteJob = Box::new(move |conn| {
+            if let Err(error) = in_savepoint(conn, f) {
+                tracing::error!(%error, "database write failed");
+            }
+            Box::new(|_: Option<&str>| {})
+        });
+        self.writer.send(job).map_err(|_| StoreError::WriterGone)
+    }
+
     /// Runs `f` on a read connection, on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -292,10 +306,10 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT write")?;
+    conn.prepare_cached("SAVEPOINT write")?.execute([])?;
     match f(conn) {
         Ok(value) => {
-            conn.execute_batch("RELEASE write")?;
+            conn.prepare_cached("RELEASE write")?.execute([])?;
             Ok(value)
         }
         Err(error) => {

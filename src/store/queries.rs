@@ -285,20 +285,22 @@ impl Store {
         let counts = self
             .write(move |conn| {
                 let mut counts = CommitCounts::default();
-                let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
-                let since = now() - dedup.window_secs;
-                let index = match &mut *index {
-                    Some(index) => index,
-                    empty => empty.insert(load_band_index(conn, since)?),
-                };
-                index.expire(since);
-                for candidate in &candidates {
-                    match store_candidate(conn, source_id, candidate, &dedup, index)? {
-                        Outcome::New => counts.new += 1,
-                        Outcome::Filtered => counts.filtered += 1,
-                        Outcome::Duplicate => counts.duplicate += 1,
-                        Outcome::Merged => counts.merged += 1,
-                        Outcome::Updated => counts.updated += 1,
+                if !candidates.is_empty() {
+                    let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
+                    let since = now() - dedup.window_secs;
+                    let index = match &mut *index {
+                        Some(index) => index,
+                        empty => empty.insert(load_band_index(conn, since)?),
+                    };
+                    index.expire(since);
+                    for candidate in &candidates {
+                        match store_candidate(conn, source_id, candidate, &dedup, index)? {
+                            Outcome::New => counts.new += 1,
+                            Outcome::Filtered => counts.filtered += 1,
+                            Outcome::Duplicate => counts.duplicate += 1,
+                            Outcome::Merged => counts.merged += 1,
+                            Outcome::Updated => counts.updated += 1,
+                        }
                     }
                 }
                 let (etag, last_modified, body_hash) = match &success.validators {
@@ -339,6 +341,28 @@ impl Store {
             self.items_changed();
         }
         Ok(counts)
+    }
+
+    /// Records a poll answered 304 (or with an unchanged body and no new validators) without
+    /// waiting for the commit: nothing was fetched that could be lost, and at 10,000 sources the
+    /// round trip to the writer would cost more than the request. A failed commit is logged by
+    /// the writer and marks the store unhealthy like any other; the next poll writes again.
+    pub fn record_not_modified(
+        &self,
+        source_id: i64,
+        status: u16,
+        next_poll_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.queue_write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE sources SET last_poll_at = ?2, last_success_at = ?2, last_status = ?3,
+                    last_error = NULL, error_count = 0, next_poll_at = ?4, not_before = NULL,
+                    failing_since = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![source_id, now(), status, next_poll_at])?;
+            Ok(())
+        })
     }
 
     /// Records a failed poll and when to try again; stored items are untouched.
