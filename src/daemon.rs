@@ -39,6 +39,8 @@ pub enum DaemonError {
     Serve(std::io::Error),
     #[error("no source named `{0}` in the config")]
     NoSuchSource(String),
+    #[error("poll task failed: {0}")]
+    Poll(String),
 }
 
 /// The parts every command that polls needs.
@@ -97,17 +99,23 @@ pub async fn poll_once(
     };
     let Pipeline { store, poller } = pipeline(config, Shutdown::never(), false).await?;
     let started = std::time::Instant::now();
-    let mut polls = JoinSet::new();
-    for (index, source) in sources.into_iter().enumerate() {
-        let poller = Arc::clone(&poller);
-        polls.spawn(async move { (index, poller.poll(&source, true).await) });
-    }
-    let mut reports = Vec::new();
-    while let Some(joined) = polls.join_next().await {
-        if let Ok((index, Some(report))) = joined {
-            reports.push((index, report));
+    // Collected on the runtime's workers, not on the thread that called `block_on`: that thread
+    // would otherwise be woken once per finished poll.
+    let collect = tokio::spawn(async move {
+        let mut polls = JoinSet::new();
+        for (index, source) in sources.into_iter().enumerate() {
+            let poller = Arc::clone(&poller);
+            polls.spawn(async move { (index, poller.poll(&source, true).await) });
         }
-    }
+        let mut reports = Vec::new();
+        while let Some(joined) = polls.join_next().await {
+            if let Ok((index, Some(report))) = joined {
+                reports.push((index, report));
+            }
+        }
+        reports
+    });
+    let mut reports = collect.await.map_err(|e| DaemonError::Poll(e.to_string()))?;
     reports.sort_by_key(|(index, _)| *index);
     store.flush().await?;
     let cycle = started.elapsed();
