@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 use axum::Router;
 use feedmill::config::FetchConfig;
-use feedmill::fetch::{FeedResponse, FetchError, Fetcher, Validators};
+use feedmill::fetch::{FeedResponse, FetchError, Fetched, Fetcher, Validators};
 use url::Url;
 
 const BIG: usize = 3 * 1024 * 1024;
@@ -104,6 +104,9 @@ fn tokio_stream_from(
 fn fetcher(configure: impl FnOnce(&mut FetchConfig)) -> Fetcher {
     let mut config =
         FetchConfig { allow_private_networks: true, max_body_bytes: 1024 * 1024, ..FetchConfig::default() };
+    // The loopback server is one host; the politeness tests are elsewhere.
+    let fast = feedmill::config::HostOverride { concurrency: None, rate: Some(1000.0), allow_private: false };
+    config.hosts.insert("127.0.0.1".into(), fast);
     configure(&mut config);
     Fetcher::new(&config).unwrap()
 }
@@ -112,12 +115,26 @@ fn url(addr: SocketAddr, path: &str) -> Url {
     Url::parse(&format!("http://{addr}{path}")).unwrap()
 }
 
+/// The same GET as an article page and as a feed: the two go through different clients (reqwest
+/// for pages, hyper-util for feeds), and both must hold every limit.
+async fn as_page_and_feed(f: &Fetcher, url: &Url) -> [(&'static str, Result<Fetched, FetchError>); 2] {
+    let page = f.fetch_page(url).await;
+    let feed = f.fetch_feed(url, &Validators::default()).await.map(|response| match response {
+        FeedResponse::Fetched(fetched) => *fetched,
+        FeedResponse::NotModified => panic!("{url}: 304 to a request without validators"),
+    });
+    [("page", page), ("feed", feed)]
+}
+
 #[tokio::test]
 async fn gzip_and_brotli_bodies_are_decoded() {
     let addr = server().await;
     let f = fetcher(|_| {});
-    assert_eq!(f.fetch_page(&url(addr, "/gzip")).await.unwrap().body, b"<p>zipped</p>");
-    assert_eq!(f.fetch_page(&url(addr, "/br")).await.unwrap().body, b"<p>brotli</p>");
+    for (path, expected) in [("/gzip", b"<p>zipped</p>"), ("/br", b"<p>brotli</p>")] {
+        for (client, result) in as_page_and_feed(&f, &url(addr, path)).await {
+            assert_eq!(result.unwrap().body, expected, "{client} {path}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -125,8 +142,10 @@ async fn body_cap_applies_after_decompression() {
     let addr = server().await;
     let f = fetcher(|_| {});
     for path in ["/big", "/gzip-bomb", "/brotli-bomb"] {
-        let error = f.fetch_page(&url(addr, path)).await.unwrap_err();
-        assert!(matches!(error, FetchError::TooLarge { .. }), "{path}: {error}");
+        for (client, result) in as_page_and_feed(&f, &url(addr, path)).await {
+            let error = result.unwrap_err();
+            assert!(matches!(error, FetchError::TooLarge { .. }), "{client} {path}: {error}");
+        }
     }
 }
 
@@ -134,9 +153,14 @@ async fn body_cap_applies_after_decompression() {
 async fn a_trickling_body_is_cut_at_the_total_deadline() {
     let addr = server().await;
     let f = fetcher(|c| c.timeout_secs = 2);
+    let trickle = url(addr, "/trickle");
     let started = Instant::now();
-    let error = f.fetch_page(&url(addr, "/trickle")).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    let error = f.fetch_page(&trickle).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4), "page took {:?}", started.elapsed());
+    assert!(error.to_string().contains("timed out"), "{error}");
+    let started = Instant::now();
+    let error = f.fetch_feed(&trickle, &Validators::default()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4), "feed took {:?}", started.elapsed());
     assert!(error.to_string().contains("timed out"), "{error}");
 }
 
@@ -144,8 +168,10 @@ async fn a_trickling_body_is_cut_at_the_total_deadline() {
 async fn configured_user_agent_is_sent() {
     let addr = server().await;
     let f = fetcher(|c| c.user_agent = "feedmill-test/1.0 (+https://example.org)".into());
-    let body = f.fetch_page(&url(addr, "/ua")).await.unwrap().body;
-    assert_eq!(String::from_utf8(body).unwrap(), "Some(\"feedmill-test/1.0 (+https://example.org)\")");
+    for (client, result) in as_page_and_feed(&f, &url(addr, "/ua")).await {
+        let body = String::from_utf8(result.unwrap().body).unwrap();
+        assert_eq!(body, "Some(\"feedmill-test/1.0 (+https://example.org)\")", "{client}");
+    }
 }
 
 #[tokio::test]
@@ -163,19 +189,26 @@ async fn conditional_get_yields_not_modified() {
 async fn redirects_are_limited_and_loops_detected() {
     let addr = server().await;
     let f = fetcher(|_| {});
-    let ok = f.fetch_page(&url(addr, "/hop/5")).await.unwrap();
-    assert_eq!((ok.body.as_slice(), ok.url.path()), (&b"arrived"[..], "/hop/0"));
-    let too_many = f.fetch_page(&url(addr, "/hop/6")).await.unwrap_err();
-    assert!(too_many.to_string().contains("redirects"), "{too_many}");
-    let looped = f.fetch_page(&url(addr, "/loop")).await.unwrap_err();
-    assert!(looped.to_string().contains("loop"), "{looped}");
+    for (client, ok) in as_page_and_feed(&f, &url(addr, "/hop/5")).await {
+        let ok = ok.unwrap();
+        assert_eq!((ok.body.as_slice(), ok.url.path()), (&b"arrived"[..], "/hop/0"), "{client}");
+    }
+    for (client, too_many) in as_page_and_feed(&f, &url(addr, "/hop/6")).await {
+        let too_many = too_many.unwrap_err();
+        assert!(too_many.to_string().contains("redirects"), "{client}: {too_many}");
+    }
+    for (client, looped) in as_page_and_feed(&f, &url(addr, "/loop")).await {
+        let looped = looped.unwrap_err();
+        assert!(looped.to_string().contains("loop"), "{client}: {looped}");
+    }
 }
 
 #[tokio::test]
 async fn http_errors_carry_the_status() {
     let addr = server().await;
-    let error = fetcher(|_| {}).fetch_page(&url(addr, "/missing")).await.unwrap_err();
-    assert_eq!(error.status(), Some(404));
+    for (client, result) in as_page_and_feed(&fetcher(|_| {}), &url(addr, "/missing")).await {
+        assert_eq!(result.unwrap_err().status(), Some(404), "{client}");
+    }
 }
 
 #[tokio::test]
@@ -225,4 +258,41 @@ async fn hosts_listed_as_private_are_allowed() {
     assert_eq!(listed.fetch_page(&target).await.unwrap().body, b"<p>zipped</p>");
     // Other private hosts stay refused.
     assert!(listed.fetch_page(&url(addr, "/gzip")).await.is_err());
+}
+
+/// A proxy that records the head of each request it gets and answers `answer`.
+async fn recording_proxy(answer: &'static str) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heads, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = vec![0; 4096];
+            let read = stream.read(&mut buffer).await.unwrap_or(0);
+            let _ = heads.send(String::from_utf8_lossy(&buffer[..read]).into_owned());
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (addr, received)
+}
+
+#[tokio::test]
+async fn feeds_go_through_the_proxy_with_its_credentials() {
+    let (proxy, mut heads) =
+        recording_proxy("HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\n<rss/>").await;
+    let f = fetcher(|c| c.proxy = Some(Url::parse(&format!("http://user:secret@{proxy}")).unwrap()));
+    // Plain HTTP: the full URL goes to the proxy, with the credentials (user:secret in base64).
+    let feed = Url::parse("http://feeds.example/rss").unwrap();
+    assert!(f.fetch_feed(&feed, &Validators::default()).await.is_ok());
+    let head = heads.recv().await.unwrap();
+    assert!(head.starts_with("GET http://feeds.example/rss HTTP/1.1\r\n"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpzzwnyzxq="), "{head}");
+    // HTTPS: a CONNECT tunnel to the feed's host, credentials on the CONNECT (the TLS handshake
+    // then fails against this fake proxy, which is fine here).
+    let secure = Url::parse("https://feeds.example/rss").unwrap();
+    assert!(f.fetch_feed(&secure, &Validators::default()).await.is_err());
+    let head = heads.recv().await.unwrap();
+    assert!(head.starts_with("CONNECT feeds.example:443 HTTP/1.1\r\n"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpzzwnyzxq="), "{head}");
 }

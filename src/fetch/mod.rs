@@ -7,16 +7,19 @@
 
 pub mod charset;
 pub mod guard;
+pub mod http;
 pub mod politeness;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::{redirect, Client};
 use url::Url;
 
 use crate::config::FetchConfig;
+use http::FeedClient;
 use politeness::Politeness;
 
 /// The most redirects one request follows.
@@ -98,7 +101,7 @@ pub enum FeedResponse {
 /// Makes the requests; cheap to clone.
 #[derive(Clone)]
 pub struct Fetcher {
-    feeds: Client,
+    feeds: FeedClient,
     articles: Client,
     guard_articles: bool,
     config: Arc<FetchConfig>,
@@ -111,11 +114,8 @@ impl Fetcher {
         let allowed_private: Vec<String> =
             config.hosts.iter().filter(|(_, o)| o.allow_private).map(|(host, _)| host.clone()).collect();
         Ok(Fetcher {
-            feeds: build_client(config, Redirects::Manual)?,
-            articles: build_client(
-                config,
-                Redirects::Follow { guarded: guard_articles.then_some(allowed_private) },
-            )?,
+            feeds: FeedClient::new(config)?,
+            articles: article_client(config, guard_articles.then_some(allowed_private))?,
             guard_articles,
             config: Arc::new(config.clone()),
             politeness: Arc::new(Politeness::new(config)),
@@ -139,53 +139,64 @@ impl Fetcher {
         let mut all_permanent = true;
         loop {
             let _permit = self.politeness.acquire(current.host_str().unwrap_or_default()).await;
-            let mut request = self.feeds.get(current.as_str()).header(
-                header::ACCEPT,
-                "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8",
-            );
-            if let Some(etag) = &validators.etag {
-                request = request.header(header::IF_NONE_MATCH, etag);
-            }
-            if let Some(last_modified) = &validators.last_modified {
-                request = request.header(header::IF_MODIFIED_SINCE, last_modified);
-            }
-            let response = request.send().await.map_err(|e| network(&current, e))?;
-            let status = response.status();
-            if status == StatusCode::NOT_MODIFIED {
-                drop(response);
-                tokio::task::yield_now().await; // back to the pool first (see `read`)
-                return Ok(FeedResponse::NotModified);
-            }
-            let location = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok());
-            match location.filter(|_| status.is_redirection()) {
-                None => {
-                    let moved = (!visited.is_empty() && all_permanent).then(|| current.clone());
-                    let mut fetched = self.read(&current, response).await?;
-                    fetched.moved_permanently = moved;
-                    return Ok(FeedResponse::Fetched(Box::new(fetched)));
+            let hop = tokio::time::timeout(self.feeds.timeout(), self.feed_hop(&current, validators));
+            let hop = hop.await.map_err(|_| timed_out(&current))??;
+            let (status, location) = match hop {
+                Hop::NotModified => {
+                    tokio::task::yield_now().await; // the connection back to the pool first (see `read`)
+                    return Ok(FeedResponse::NotModified);
                 }
-                Some(location) => {
-                    let next = current.join(location).map_err(|e| FetchError::Network {
-                        url: current.to_string(),
-                        message: format!("bad redirect Location `{location}`: {e}"),
-                    })?;
-                    all_permanent &= matches!(status.as_u16(), 301 | 308);
-                    visited.push(std::mem::replace(&mut current, next));
-                    if visited.contains(&current) {
-                        return Err(FetchError::Network {
-                            url: url.to_string(),
-                            message: format!("redirect loop at {current}"),
-                        });
-                    }
-                    if visited.len() > MAX_REDIRECTS {
-                        return Err(FetchError::Network {
-                            url: url.to_string(),
-                            message: format!("more than {MAX_REDIRECTS} redirects"),
-                        });
-                    }
+                Hop::Fetched(mut fetched) => {
+                    fetched.moved_permanently =
+                        (!visited.is_empty() && all_permanent).then(|| current.clone());
+                    tokio::task::yield_now().await;
+                    return Ok(FeedResponse::Fetched(fetched));
                 }
+                Hop::Redirect { status, location } => (status, location),
+            };
+            let next = current.join(&location).map_err(|e| FetchError::Network {
+                url: current.to_string(),
+                message: format!("bad redirect Location `{location}`: {e}"),
+            })?;
+            all_permanent &= matches!(status, 301 | 308);
+            visited.push(std::mem::replace(&mut current, next));
+            if visited.contains(&current) {
+                return Err(FetchError::Network {
+                    url: url.to_string(),
+                    message: format!("redirect loop at {current}"),
+                });
+            }
+            if visited.len() > MAX_REDIRECTS {
+                return Err(FetchError::Network {
+                    url: url.to_string(),
+                    message: format!("more than {MAX_REDIRECTS} redirects"),
+                });
             }
         }
+    }
+
+    /// One request of a feed fetch, body included.
+    async fn feed_hop(&self, url: &Url, validators: &Validators) -> Result<Hop, FetchError> {
+        let mut headers = vec![(header::ACCEPT, FEED_ACCEPT)];
+        if let Some(etag) = &validators.etag {
+            headers.push((header::IF_NONE_MATCH, etag));
+        }
+        if let Some(last_modified) = &validators.last_modified {
+            headers.push((header::IF_MODIFIED_SINCE, last_modified));
+        }
+        let response = self.feeds.get(url, &headers).await?;
+        let status = response.status;
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Hop::NotModified);
+        }
+        if status.is_redirection() {
+            if let Some(location) = response.headers.get(header::LOCATION).and_then(|l| l.to_str().ok()) {
+                return Ok(Hop::Redirect { status: status.as_u16(), location: location.to_owned() });
+            }
+        }
+        let mut fetched = head(url, status, &response.headers, self.config.max_body_bytes)?;
+        fetched.body = response.body(url, self.config.max_body_bytes).await?;
+        Ok(Hop::Fetched(Box::new(fetched)))
     }
 
     /// Fetches an article page. A host that answers 429 or 503 is paused for its Retry-After.
@@ -224,75 +235,87 @@ impl Fetcher {
     }
 
     async fn read(&self, url: &Url, mut response: reqwest::Response) -> Result<Fetched, FetchError> {
-        let status = response.status();
-        if !status.is_success() {
-            let retry_after = retry_after(response.headers());
-            return Err(FetchError::Status { url: url.to_string(), status: status.as_u16(), retry_after });
-        }
         let limit = self.config.max_body_bytes;
-        let too_large = || FetchError::TooLarge { url: url.to_string(), limit };
-        if response.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
-        }
-        let headers = response.headers();
-        let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
-        let content_type = text(header::CONTENT_TYPE);
-        let validators = Validators { etag: text(header::ETAG), last_modified: text(header::LAST_MODIFIED) };
-        let freshness = freshness(headers);
-        let final_url = response.url().clone();
-        let mut body = Vec::new();
+        let mut fetched = head(url, response.status(), response.headers(), limit)?;
+        fetched.url = response.url().clone();
         // Chunks arrive decompressed, so the cap also stops gzip and brotli bombs.
         while let Some(chunk) = response.chunk().await.map_err(|e| network(url, e))? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large());
+            if fetched.body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(FetchError::TooLarge { url: url.to_string(), limit });
             }
-            body.extend_from_slice(&chunk);
+            fetched.body.extend_from_slice(&chunk);
         }
         // Let the connection go back to the pool before the caller frees its slot, so the next
         // request reuses it instead of opening another one.
         drop(response);
         tokio::task::yield_now().await;
-        Ok(Fetched {
-            status: status.as_u16(),
-            url: final_url,
-            content_type,
-            validators,
-            freshness,
-            moved_permanently: None,
-            body,
-        })
+        Ok(fetched)
     }
 }
 
-/// How a client handles redirects.
-enum Redirects {
-    /// Not followed by reqwest (feeds follow them hop by hop).
-    Manual,
-    /// Followed, checking each hop against the SSRF guard when `guarded` lists the hosts allowed
-    /// to be private.
-    Follow { guarded: Option<Vec<String>> },
+/// One hop of a feed fetch.
+enum Hop {
+    NotModified,
+    Redirect { status: u16, location: String },
+    Fetched(Box<Fetched>),
 }
 
-fn build_client(config: &FetchConfig, redirects: Redirects) -> Result<Client, FetchError> {
+/// What feeds accept.
+const FEED_ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8";
+/// The languages asked for: Ukrainian first, as the first sources are Ukrainian.
+const ACCEPT_LANGUAGE: &str = "uk, en;q=0.8, *;q=0.5";
+
+/// A response's status and headers as a [`Fetched`] with no body yet; an error for a status other
+/// than success, or a declared length over `limit`.
+fn head(url: &Url, status: StatusCode, headers: &HeaderMap, limit: u64) -> Result<Fetched, FetchError> {
+    if !status.is_success() {
+        return Err(FetchError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            retry_after: retry_after(headers),
+        });
+    }
+    let content_length =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let compressed = headers.contains_key(header::CONTENT_ENCODING);
+    if content_length.is_some_and(|n| n > limit) && !compressed {
+        return Err(FetchError::TooLarge { url: url.to_string(), limit });
+    }
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_owned);
+    Ok(Fetched {
+        status: status.as_u16(),
+        url: url.clone(),
+        content_type: text(header::CONTENT_TYPE),
+        validators: Validators { etag: text(header::ETAG), last_modified: text(header::LAST_MODIFIED) },
+        freshness: freshness(headers),
+        moved_permanently: None,
+        body: Vec::new(),
+    })
+}
+
+fn timed_out(url: &Url) -> FetchError {
+    FetchError::Network { url: url.to_string(), message: "timed out".into() }
+}
+
+/// The article client: follows redirects itself (see [`redirect_policy`]) and, when `guarded`
+/// lists the hosts allowed to be private, connects through the SSRF [`guard`].
+fn article_client(config: &FetchConfig, guarded: Option<Vec<String>>) -> Result<Client, FetchError> {
     let mut headers = HeaderMap::new();
-    headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static("uk, en;q=0.8, *;q=0.5"));
+    headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(ACCEPT_LANGUAGE));
     let mut builder = Client::builder()
         .user_agent(&config.user_agent)
         .default_headers(headers)
         .timeout(Duration::from_secs(config.timeout_secs))
         .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
         .pool_max_idle_per_host(config.max_connections)
-        .redirect(match &redirects {
-            Redirects::Manual => redirect::Policy::none(),
-            Redirects::Follow { guarded } => redirect_policy(guarded.clone()),
-        });
+        .redirect(redirect_policy(guarded.clone()));
     if let Some(proxy) = &config.proxy {
         let proxy = reqwest::Proxy::all(proxy.as_str())
             .map_err(|e| FetchError::Client(e.to_string()))?
             .no_proxy(reqwest::NoProxy::from_env());
         builder = builder.proxy(proxy);
     }
-    if let Redirects::Follow { guarded: Some(allowed) } = redirects {
+    if let Some(allowed) = guarded {
         builder = builder.dns_resolver(Arc::new(guard::GuardedResolver::new(allowed)));
     }
     builder.build().map_err(|e| FetchError::Client(e.to_string()))
