@@ -99,23 +99,28 @@ pub async fn poll_once(
     };
     let Pipeline { store, poller } = pipeline(config, Shutdown::never(), false).await?;
     let started = std::time::Instant::now();
-    // Collected on the runtime's workers, not on the thread that called `block_on`: that thread
-    // would otherwise be woken once per finished poll.
-    let collect = tokio::spawn(async move {
-        let mut polls = JoinSet::new();
-        for (index, source) in sources.into_iter().enumerate() {
-            let poller = Arc::clone(&poller);
-            polls.spawn(async move { (index, poller.poll(&source, true).await) });
-        }
-        let mut reports = Vec::new();
-        while let Some(joined) = polls.join_next().await {
-            if let Ok((index, Some(report))) = joined {
-                reports.push((index, report));
+    // As many workers as polls may be in flight, each taking the next source from a shared queue:
+    // one task per source would allocate (and move) 10,000 large poll futures up front.
+    let queue = Arc::new(std::sync::Mutex::new(sources.into_iter().enumerate()));
+    let mut workers = JoinSet::new();
+    for _ in 0..config.fetch.max_connections.max(1) {
+        let (queue, poller) = (Arc::clone(&queue), Arc::clone(&poller));
+        workers.spawn(async move {
+            let mut reports = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((index, source)) = next else { break };
+                if let Some(report) = poller.poll(&source, true).await {
+                    reports.push((index, report));
+                }
             }
-        }
-        reports
-    });
-    let mut reports = collect.await.map_err(|e| DaemonError::Poll(e.to_string()))?;
+            reports
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(joined) = workers.join_next().await {
+        reports.extend(joined.map_err(|e| DaemonError::Poll(e.to_string()))?);
+    }
     reports.sort_by_key(|(index, _)| *index);
     store.flush().await?;
     let cycle = started.elapsed();

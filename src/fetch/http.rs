@@ -6,9 +6,11 @@
 //! directly; article pages, fetched once each, keep reqwest and its redirect policy. This module
 //! owns what a feed request needs from the wire: the proxy (the configured one, else
 //! `HTTP_PROXY`/`HTTPS_PROXY`, with `NO_PROXY`), TLS with the webpki roots, the connect timeout,
-//! the size of the pool, and a body read under a deadline and a size cap that holds after
-//! decompression (gzip, brotli). Redirects are not followed here: the caller follows them hop by
-//! hop.
+//! the connection limits (each open connection holds a global and a per-host slot, so the
+//! configured limits hold for connections, not only for requests), and a body read under a
+//! deadline and a size cap that holds after decompression (gzip, brotli). Redirects are not
+//! followed here: the caller follows them hop by hop. HTTPS proxies (TLS to the proxy itself) are
+//! not supported for https feeds; plain-HTTP proxies are.
 
 use std::future::Future;
 use std::io::Read;
@@ -29,10 +31,14 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use url::Url;
 
+use super::politeness::{ConnectionLimits, ConnectionPermit};
 use super::FetchError;
 use crate::config::FetchConfig;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How long an idle connection stays in the pool.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A response whose body has not been read yet.
 pub struct Response {
@@ -71,10 +77,15 @@ impl FeedClient {
                 .build(),
             None => Matcher::from_env(),
         });
-        let connector = Connector { http, tls: Arc::new(tls), proxies: Arc::clone(&proxies) };
+        let limits = Arc::new(ConnectionLimits::new(config));
+        let connector = Connector { http, tls: Arc::new(tls), proxies: Arc::clone(&proxies), limits };
+        // Idle connections hold their slots, so they are closed soon: a host that needs a
+        // connection while every slot is idle elsewhere waits at most this long (twice, at worst,
+        // with the pool's reaper).
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.max_connections)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         let mut default_headers = HeaderMap::new();
         let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|e| client_error(&e))?;
@@ -175,6 +186,7 @@ struct Connector {
     http: HttpConnector,
     tls: Arc<rustls::ClientConfig>,
     proxies: Arc<Matcher>,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl Connector {
@@ -200,14 +212,15 @@ impl tower_service::Service<Uri> for Connector {
         let this = self.clone();
         Box::pin(async move {
             let plain_http = destination.scheme_str() == Some("http");
+            let permit = this.limits.acquire(destination.host().unwrap_or_default()).await?;
             match this.proxies.intercept(&destination) {
                 None => {
                     let io = this.tls_over(this.http.clone()).call(destination).await?;
-                    Ok(Conn { io, proxied: false })
+                    Ok(Conn { io, proxied: false, _permit: permit })
                 }
                 Some(proxy) if plain_http => {
                     let io = this.tls_over(this.http.clone()).call(proxy.uri().clone()).await?;
-                    Ok(Conn { io, proxied: true })
+                    Ok(Conn { io, proxied: true, _permit: permit })
                 }
                 Some(proxy) => {
                     let mut tunnel = Tunnel::new(proxy.uri().clone(), this.http.clone());
@@ -215,17 +228,19 @@ impl tower_service::Service<Uri> for Connector {
                         tunnel = tunnel.with_auth(auth.clone());
                     }
                     let io = this.tls_over(tunnel).call(destination).await?;
-                    Ok(Conn { io, proxied: false })
+                    Ok(Conn { io, proxied: false, _permit: permit })
                 }
             }
         })
     }
 }
 
-/// A connection, which tells hyper when it leads to a proxy (requests then carry the full URL).
+/// A connection, which tells hyper when it leads to a proxy (requests then carry the full URL),
+/// and holds its slots of the connection limits until it is closed.
 struct Conn {
     io: MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>,
     proxied: bool,
+    _permit: ConnectionPermit,
 }
 
 impl Connection for Conn {

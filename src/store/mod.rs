@@ -189,13 +189,14 @@ impl Store {
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Queues `f` for the writer thread, in its own savepoint, without waiting for the commit.
-    fn queue_write<F>(&self, f: F) -> Result<(), StoreError>
+    /// Queues `f`, which runs one SQL statement, for the writer thread without waiting for the
+    /// commit. No savepoint: SQLite undoes a failed statement by itself.
+    fn queue_statement<F>(&self, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     {
         let job: WriteJob = Box::new(move |conn| {
-            if let Err(error) = in_savepoint(conn, f) {
+            if let Err(error) = f(conn) {
                 tracing::error!(%error, "database write failed");
             }
             Box::new(|_: Option<&str>| {})

@@ -353,7 +353,7 @@ impl Store {
         status: u16,
         next_poll_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        self.queue_write(move |conn| {
+        self.queue_statement(move |conn| {
             conn.prepare_cached(
                 "UPDATE sources SET last_poll_at = ?2, last_success_at = ?2, last_status = ?3,
                     last_error = NULL, error_count = 0, next_poll_at = ?4, not_before = NULL,
