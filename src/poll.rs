@@ -265,7 +265,7 @@ impl Poller {
                 report.note = Some("not modified".into());
                 let success =
                     PollSuccess { status: 304, next_poll_at: next_poll(source, None), ..Default::default() };
-                self.store.record_not_modified(source_id, 304, success.next_poll_at)?;
+                self.store.record_not_modified(source_id, success.clone())?;
                 self.update_state(source_id, |s| s.after_success(&success));
                 return Ok(());
             }

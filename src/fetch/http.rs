@@ -32,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use url::Url;
 
 use super::politeness::{ConnectionLimits, ConnectionPermit};
-use super::FetchError;
+use super::{network_error as network, FetchError};
 use crate::config::FetchConfig;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -166,18 +166,6 @@ impl Response {
         }
         Ok(decoded)
     }
-}
-
-/// An error with its causes, which carry the useful part ("Connection refused").
-fn network(url: &Url, error: &(dyn std::error::Error + 'static)) -> FetchError {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    FetchError::Network { url: url.to_string(), message }
 }
 
 /// Opens connections: directly, to the proxy (plain HTTP), or through a CONNECT tunnel (HTTPS).

@@ -343,10 +343,18 @@ fn redirect_policy(guarded: Option<Vec<String>>) -> redirect::Policy {
     })
 }
 
-/// A reqwest error as text with its causes, which carry the useful part ("connection refused").
+/// A reqwest error as a [`FetchError`].
 fn network(url: &Url, error: reqwest::Error) -> FetchError {
-    let mut message = if error.is_timeout() { "timed out".to_owned() } else { error.to_string() };
-    let mut cause = std::error::Error::source(&error);
+    if error.is_timeout() {
+        return timed_out(url);
+    }
+    network_error(url, &error)
+}
+
+/// An error as text with its causes, which carry the useful part ("Connection refused").
+fn network_error(url: &Url, error: &(dyn std::error::Error + 'static)) -> FetchError {
+    let mut message = error.to_string();
+    let mut cause = error.source();
     while let Some(inner) = cause {
         message.push_str(": ");
         message.push_str(&inner.to_string());

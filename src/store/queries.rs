@@ -303,37 +303,7 @@ impl Store {
                         }
                     }
                 }
-                let (etag, last_modified, body_hash) = match &success.validators {
-                    Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
-                    None => (None, None, None),
-                };
-                conn.prepare_cached(
-                    "UPDATE sources SET
-                    title = COALESCE(?2, title),
-                    etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
-                    last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
-                    body_hash = COALESCE(?5, body_hash),
-                    last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
-                    last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9, failing_since = NULL
-                 WHERE id = ?1",
-                )?
-                .execute(params![
-                    source_id,
-                    success.feed_title,
-                    etag,
-                    last_modified,
-                    body_hash,
-                    now(),
-                    success.status,
-                    success.next_poll_at,
-                    success.not_before
-                ])?;
-                if let Some((from, to)) = &success.moved {
-                    conn.execute(
-                        "UPDATE sources SET moved_from = ?2, moved_to = ?3 WHERE id = ?1",
-                        params![source_id, from, to],
-                    )?;
-                }
+                store_success(conn, source_id, &success)?;
                 Ok(counts)
             })
             .await?;
@@ -343,26 +313,12 @@ impl Store {
         Ok(counts)
     }
 
-    /// Records a poll answered 304 (or with an unchanged body and no new validators) without
-    /// waiting for the commit: nothing was fetched that could be lost, and at 10,000 sources the
-    /// round trip to the writer would cost more than the request. A failed commit is logged by
-    /// the writer and marks the store unhealthy like any other; the next poll writes again.
-    pub fn record_not_modified(
-        &self,
-        source_id: i64,
-        status: u16,
-        next_poll_at: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.queue_statement(move |conn| {
-            conn.prepare_cached(
-                "UPDATE sources SET last_poll_at = ?2, last_success_at = ?2, last_status = ?3,
-                    last_error = NULL, error_count = 0, next_poll_at = ?4, not_before = NULL,
-                    failing_since = NULL
-                 WHERE id = ?1",
-            )?
-            .execute(params![source_id, now(), status, next_poll_at])?;
-            Ok(())
-        })
+    /// Records a poll answered 304 without waiting for the commit: nothing was fetched that
+    /// could be lost, and at 10,000 sources the round trip to the writer would cost more than the
+    /// request. A failed commit is logged by the writer and marks the store unhealthy like any
+    /// other; the next poll writes again.
+    pub fn record_not_modified(&self, source_id: i64, success: PollSuccess) -> Result<(), StoreError> {
+        self.queue_statement(move |conn| store_success(conn, source_id, &success))
     }
 
     /// Records a failed poll and when to try again; stored items are untouched.
@@ -758,6 +714,40 @@ fn nearest(
         }
     }
     Ok(best.map(|(_, entry)| entry))
+}
+
+/// A successful poll's source state (one statement, so it needs no savepoint of its own).
+fn store_success(conn: &Connection, source_id: i64, success: &PollSuccess) -> Result<(), StoreError> {
+    let (etag, last_modified, body_hash) = match &success.validators {
+        Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
+        None => (None, None, None),
+    };
+    let (moved_from, moved_to) = success.moved.clone().unzip();
+    conn.prepare_cached(
+        "UPDATE sources SET
+            title = COALESCE(?2, title),
+            etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
+            last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
+            body_hash = COALESCE(?5, body_hash),
+            last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
+            last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9, failing_since = NULL,
+            moved_from = COALESCE(?10, moved_from), moved_to = COALESCE(?11, moved_to)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        source_id,
+        success.feed_title,
+        etag,
+        last_modified,
+        body_hash,
+        now(),
+        success.status,
+        success.next_poll_at,
+        success.not_before,
+        moved_from,
+        moved_to,
+    ])?;
+    Ok(())
 }
 
 /// The band index of the items first seen since `since`, from their stored bands.
