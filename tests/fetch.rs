@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -295,4 +297,81 @@ async fn feeds_go_through_the_proxy_with_its_credentials() {
     let head = heads.recv().await.unwrap();
     assert!(head.starts_with("CONNECT feeds.example:443 HTTP/1.1\r\n"), "{head}");
     assert!(head.to_ascii_lowercase().contains("proxy-authorization: basic dxnlcjpzzwnyzxq="), "{head}");
+}
+
+/// A keep-alive HTTP/1.1 server that answers every request with a small feed and counts the
+/// connections open at once: (address, most open at once, connections accepted).
+async fn counting_server() -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (open, most, accepted) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (most_seen, accepted_count) = (Arc::clone(&most), Arc::clone(&accepted));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            accepted_count.fetch_add(1, Ordering::SeqCst);
+            let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
+            most_seen.fetch_max(now_open, Ordering::SeqCst);
+            let open = Arc::clone(&open);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0; 4096];
+                while let Ok(read) = stream.read(&mut chunk).await {
+                    if read == 0 {
+                        break;
+                    }
+                    buffer.extend_from_slice(&chunk[..read]);
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n<rss/>";
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, most, accepted)
+}
+
+#[tokio::test]
+async fn feed_connections_stay_within_the_limits_and_are_reused() {
+    let (addr, most_open, accepted) = counting_server().await;
+    let f = fetcher(|c| {
+        c.max_connections = 3;
+        c.hosts.get_mut("127.0.0.1").unwrap().concurrency = Some(3);
+    });
+    let mut polls = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let (f, feed) = (f.clone(), url(addr, &format!("/feeds/{i}.xml")));
+        polls.spawn(async move { f.fetch_feed(&feed, &Validators::default()).await.map(|_| ()) });
+    }
+    while let Some(done) = polls.join_next().await {
+        done.unwrap().unwrap();
+    }
+    assert_eq!(most_open.load(Ordering::SeqCst), 3, "most connections open at once");
+    assert_eq!(accepted.load(Ordering::SeqCst), 3, "connections opened for 60 requests");
+}
+
+#[tokio::test]
+async fn an_idle_connection_makes_room_for_another_host() {
+    let (addr, most_open, accepted) = counting_server().await;
+    let f = fetcher(|c| {
+        c.max_connections = 1;
+        c.hosts.insert("localhost".into(), c.hosts["127.0.0.1"].clone());
+    });
+    // Two host names of one server: the idle connection to the first is closed for the second.
+    let by_ip = url(addr, "/a.xml");
+    let by_name = Url::parse(&format!("http://localhost:{}/b.xml", addr.port())).unwrap();
+    let none = Validators::default();
+    for feed in [&by_ip, &by_name, &by_ip] {
+        let fetched = tokio::time::timeout(Duration::from_secs(5), f.fetch_feed(feed, &none)).await;
+        assert!(fetched.expect("no wait for a slot").is_ok(), "{feed}");
+    }
+    assert_eq!(most_open.load(Ordering::SeqCst), 1);
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }

@@ -1,18 +1,16 @@
-//! The feed transport: hyper-util's pooled HTTP/1.1 client over rustls, for the conditional GETs
-//! of every poll.
+//! The feed transport: hyper's HTTP/1.1 client over rustls and feedmill's own [`pool`], for the
+//! conditional GETs of every poll.
 //!
 //! Feeds are where the scale is (10,000 sources answer 304 in a fraction of a second), and
-//! reqwest's layers cost more there than the request itself, so feeds use hyper's client
+//! reqwest's layers cost more there than the request itself, so feeds use hyper's connections
 //! directly; article pages, fetched once each, keep reqwest and its redirect policy. This module
 //! owns what a feed request needs from the wire: the proxy (the configured one, else
 //! `HTTP_PROXY`/`HTTPS_PROXY`, with `NO_PROXY`), TLS with the webpki roots, the connect timeout,
-//! the connection limits (each open connection holds a global and a per-host slot, so the
-//! configured limits hold for connections, not only for requests), and a body read under a
-//! deadline and a size cap that holds after decompression (gzip, brotli). Redirects are not
+//! and a body read under a deadline and a size cap that holds after decompression (gzip,
+//! brotli); [`pool`] keeps the connections within the configured limits. Redirects are not
 //! followed here: the caller follows them hop by hop. HTTPS proxies (TLS to the proxy itself) are
 //! not supported for https feeds; plain-HTTP proxies are.
 
-use std::future::Future;
 use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,37 +19,38 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+use tower_service::Service;
 use url::Url;
 
-use super::politeness::{ConnectionLimits, ConnectionPermit};
+use super::pool::{Pool, Pooled, Slots};
 use super::{network_error as network, FetchError};
 use crate::config::FetchConfig;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long an idle connection stays in the pool.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A response whose body has not been read yet.
+/// A response whose body has not been read yet. Its connection goes back to the pool once the
+/// body has been read ([`Response::body`], [`Response::release`]); dropped before, it is closed.
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     body: hyper::body::Incoming,
+    connection: Pooled,
+    pool: Arc<Pool>,
 }
 
 /// The feed client; cheap to clone.
 #[derive(Clone)]
 pub struct FeedClient {
-    client: Client<Connector, Empty<Bytes>>,
-    proxies: Arc<Matcher>,
+    connector: Connector,
+    pool: Arc<Pool>,
     default_headers: HeaderMap,
     timeout: Duration,
 }
@@ -77,22 +76,18 @@ impl FeedClient {
                 .build(),
             None => Matcher::from_env(),
         });
-        let limits = Arc::new(ConnectionLimits::new(config));
-        let connector = Connector { http, tls: Arc::new(tls), proxies: Arc::clone(&proxies), limits };
-        // Idle connections hold their slots, so they are closed soon: a host that needs a
-        // connection while every slot is idle elsewhere waits at most this long (twice, at worst,
-        // with the pool's reaper).
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(config.max_connections)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(connector);
+        let connector = Connector { http, tls: Arc::new(tls), proxies };
         let mut default_headers = HeaderMap::new();
         let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|e| client_error(&e))?;
         default_headers.insert(header::USER_AGENT, user_agent);
         default_headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(super::ACCEPT_LANGUAGE));
         default_headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
-        Ok(FeedClient { client, proxies, default_headers, timeout: Duration::from_secs(config.timeout_secs) })
+        Ok(FeedClient {
+            connector,
+            pool: Arc::new(Pool::new(config)),
+            default_headers,
+            timeout: Duration::from_secs(config.timeout_secs),
+        })
     }
 
     /// The request deadline: [`FeedClient::get`] and [`Response::body`] together must finish
@@ -105,29 +100,85 @@ impl FeedClient {
     /// has arrived.
     pub async fn get(&self, url: &Url, headers: &[(HeaderName, &str)]) -> Result<Response, FetchError> {
         let uri: Uri = url.as_str().parse().map_err(|e| network(url, &e))?;
-        let mut request = hyper::Request::get(uri.clone());
+        let origin = url.origin().ascii_serialization();
+        let mut connection = match self.pool.reuse(&origin).await {
+            Some(connection) => connection,
+            None => self.open(url, &uri, &origin).await?,
+        };
+        // To a proxy the full URL (and its credentials on every request: an HTTPS request
+        // tunnels, and sent them on CONNECT); to the server, the path.
+        let target = match connection.proxied {
+            true => uri.clone(),
+            false => {
+                uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| network(url, &e))?
+            }
+        };
+        let mut request = hyper::Request::get(target);
         if let Some(request_headers) = request.headers_mut() {
             request_headers.clone_from(&self.default_headers);
+            let host = uri.authority().map_or("", |a| a.as_str());
+            request_headers.insert(header::HOST, HeaderValue::from_str(host).map_err(|e| network(url, &e))?);
             for (name, value) in headers {
                 let value = HeaderValue::from_str(value).map_err(|e| network(url, &e))?;
                 request_headers.insert(name.clone(), value);
             }
-            // A plain-HTTP request through a proxy goes to the proxy itself, which wants the
-            // credentials on every request (an HTTPS one tunnels, and sends them on CONNECT).
-            if url.scheme() == "http" {
-                if let Some(auth) = self.proxies.intercept(&uri).and_then(|p| p.basic_auth().cloned()) {
+            if connection.proxied {
+                if let Some(auth) =
+                    self.connector.proxies.intercept(&uri).and_then(|p| p.basic_auth().cloned())
+                {
                     request_headers.insert(header::PROXY_AUTHORIZATION, auth);
                 }
             }
         }
         let request = request.body(Empty::new()).map_err(|e| network(url, &e))?;
-        let response = self.client.request(request).await.map_err(|e| network(url, &e))?;
+        let response = connection.sender.send_request(request).await.map_err(|e| network(url, &e))?;
         let (parts, body) = response.into_parts();
-        Ok(Response { status: parts.status, headers: parts.headers, body })
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+            connection,
+            pool: Arc::clone(&self.pool),
+        })
+    }
+
+    /// Opens a connection to `uri` within the pool's limits.
+    async fn open(&self, url: &Url, uri: &Uri, origin: &str) -> Result<Pooled, FetchError> {
+        let host = url.host_str().unwrap_or_default();
+        let slots = self.pool.slots(host).await.map_err(|e| network(url, &e))?;
+        let (io, proxied) = self.connector.connect(uri).await.map_err(|e| network(url, e.as_ref()))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(Conn { io, _slots: slots })
+            .await
+            .map_err(|e| network(url, &e))?;
+        // Runs until the server closes the connection or the pool drops the sender; the slots
+        // are freed when it ends.
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "feed connection ended");
+            }
+        });
+        Ok(Pool::opened(origin, sender, proxied))
     }
 }
 
 impl Response {
+    /// Reads and drops a body nobody needs (a 304's, a redirect's), so the connection can be
+    /// reused; a large one closes the connection instead.
+    pub async fn release(self) {
+        const DRAIN_LIMIT: usize = 64 * 1024;
+        let mut body = self.body;
+        let mut drained = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, Bytes::len);
+            if drained > DRAIN_LIMIT {
+                return;
+            }
+        }
+        if body.is_end_stream() {
+            self.pool.give_back(self.connection);
+        }
+    }
+
     /// Reads the body, decompressing gzip and brotli, failing with `TooLarge` once more than
     /// `limit` bytes arrive either way: a small compressed body cannot become a large one here.
     pub async fn body(self, url: &Url, limit: u64) -> Result<Vec<u8>, FetchError> {
@@ -145,6 +196,7 @@ impl Response {
                 raw.extend_from_slice(chunk);
             }
         }
+        self.pool.give_back(self.connection);
         let decoder: Box<dyn Read> = match encoding.as_deref() {
             None | Some("" | "identity") => return Ok(raw),
             Some("gzip" | "x-gzip") => Box::new(flate2::read::MultiGzDecoder::new(&raw[..])),
@@ -174,7 +226,6 @@ struct Connector {
     http: HttpConnector,
     tls: Arc<rustls::ClientConfig>,
     proxies: Arc<Matcher>,
-    limits: Arc<ConnectionLimits>,
 }
 
 impl Connector {
@@ -187,54 +238,32 @@ impl Connector {
     }
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, destination: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let plain_http = destination.scheme_str() == Some("http");
-            let permit = this.limits.acquire(destination.host().unwrap_or_default()).await?;
-            match this.proxies.intercept(&destination) {
-                None => {
-                    let io = this.tls_over(this.http.clone()).call(destination).await?;
-                    Ok(Conn { io, proxied: false, _permit: permit })
-                }
-                Some(proxy) if plain_http => {
-                    let io = this.tls_over(this.http.clone()).call(proxy.uri().clone()).await?;
-                    Ok(Conn { io, proxied: true, _permit: permit })
-                }
-                Some(proxy) => {
-                    let mut tunnel = Tunnel::new(proxy.uri().clone(), this.http.clone());
-                    if let Some(auth) = proxy.basic_auth() {
-                        tunnel = tunnel.with_auth(auth.clone());
-                    }
-                    let io = this.tls_over(tunnel).call(destination).await?;
-                    Ok(Conn { io, proxied: false, _permit: permit })
-                }
+impl Connector {
+    /// A connection to `destination` (directly, to the proxy, or tunnelled through it) and
+    /// whether requests on it go to a proxy.
+    async fn connect(&self, destination: &Uri) -> Result<(Io, bool), BoxError> {
+        match self.proxies.intercept(destination) {
+            None => Ok((self.tls_over(self.http.clone()).call(destination.clone()).await?, false)),
+            Some(proxy) if destination.scheme_str() == Some("http") => {
+                Ok((self.tls_over(self.http.clone()).call(proxy.uri().clone()).await?, true))
             }
-        })
+            Some(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri().clone(), self.http.clone());
+                if let Some(auth) = proxy.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Ok((self.tls_over(tunnel).call(destination.clone()).await?, false))
+            }
+        }
     }
 }
 
-/// A connection, which tells hyper when it leads to a proxy (requests then carry the full URL),
-/// and holds its slots of the connection limits until it is closed.
+type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// A connection's stream, holding its slots of the connection limits until it is closed.
 struct Conn {
-    io: MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>,
-    proxied: bool,
-    _permit: ConnectionPermit,
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        self.io.connected().proxy(self.proxied)
-    }
+    io: Io,
+    _slots: Slots,
 }
 
 impl hyper::rt::Read for Conn {

@@ -10,6 +10,7 @@ pub mod charset;
 pub mod guard;
 pub mod http;
 pub mod politeness;
+pub mod pool;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,14 +144,10 @@ impl Fetcher {
             let hop = tokio::time::timeout(self.feeds.timeout(), self.feed_hop(&current, validators));
             let hop = hop.await.map_err(|_| timed_out(&current))??;
             let (status, location) = match hop {
-                Hop::NotModified => {
-                    tokio::task::yield_now().await; // the connection back to the pool first (see `read`)
-                    return Ok(FeedResponse::NotModified);
-                }
+                Hop::NotModified => return Ok(FeedResponse::NotModified),
                 Hop::Fetched(mut fetched) => {
                     fetched.moved_permanently =
                         (!visited.is_empty() && all_permanent).then(|| current.clone());
-                    tokio::task::yield_now().await;
                     return Ok(FeedResponse::Fetched(fetched));
                 }
                 Hop::Redirect { status, location } => (status, location),
@@ -187,17 +184,26 @@ impl Fetcher {
         }
         let response = self.feeds.get(url, &headers).await?;
         let status = response.status;
-        if status == StatusCode::NOT_MODIFIED {
-            return Ok(Hop::NotModified);
-        }
-        if status.is_redirection() {
-            if let Some(location) = response.headers.get(header::LOCATION).and_then(|l| l.to_str().ok()) {
-                return Ok(Hop::Redirect { status: status.as_u16(), location: location.to_owned() });
+        let location =
+            response.headers.get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
+        let hop = match (status, location) {
+            (StatusCode::NOT_MODIFIED, _) => Hop::NotModified,
+            (status, Some(location)) if status.is_redirection() => {
+                Hop::Redirect { status: status.as_u16(), location }
             }
-        }
-        let mut fetched = head(url, status, &response.headers, self.config.max_body_bytes)?;
-        fetched.body = response.body(url, self.config.max_body_bytes).await?;
-        Ok(Hop::Fetched(Box::new(fetched)))
+            (status, _) => match head(url, status, &response.headers, self.config.max_body_bytes) {
+                Ok(mut fetched) => {
+                    fetched.body = response.body(url, self.config.max_body_bytes).await?;
+                    return Ok(Hop::Fetched(Box::new(fetched)));
+                }
+                Err(error) => {
+                    response.release().await;
+                    return Err(error);
+                }
+            },
+        };
+        response.release().await;
+        Ok(hop)
     }
 
     /// Fetches an article page. A host that answers 429 or 503 is paused for its Retry-After.

@@ -98,48 +98,9 @@ fn quota(rate: f64) -> Quota {
 }
 
 /// How many requests (and connections) one host may have at once.
-fn host_concurrency(config: &FetchConfig, host: &str) -> usize {
+pub(crate) fn host_concurrency(config: &FetchConfig, host: &str) -> usize {
     let custom = config.host_override(host).and_then(|o| o.concurrency);
     custom.unwrap_or(config.per_host_concurrency).max(1)
-}
-
-/// Held by an open connection; dropping it (closing the connection) frees the slots.
-pub struct ConnectionPermit {
-    _host: OwnedSemaphorePermit,
-    _global: OwnedSemaphorePermit,
-}
-
-/// The same per-host and global limits, applied where connections are opened: request slots
-/// alone let a connection still on its way back to the pool make room for one more connection.
-/// An idle connection keeps its slots until the pool closes it.
-pub struct ConnectionLimits {
-    config: FetchConfig,
-    global: Arc<Semaphore>,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
-}
-
-impl ConnectionLimits {
-    pub fn new(config: &FetchConfig) -> ConnectionLimits {
-        ConnectionLimits {
-            config: config.clone(),
-            global: Arc::new(Semaphore::new(config.max_connections.max(1))),
-            hosts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Waits until a connection to `host` may be opened.
-    pub async fn acquire(&self, host: &str) -> Result<ConnectionPermit, tokio::sync::AcquireError> {
-        let host_slots = {
-            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            let slots = hosts
-                .entry(host.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(host_concurrency(&self.config, host))));
-            Arc::clone(slots)
-        };
-        let host = host_slots.acquire_owned().await?;
-        let global = Arc::clone(&self.global).acquire_owned().await?;
-        Ok(ConnectionPermit { _host: host, _global: global })
-    }
 }
 
 #[cfg(test)]
