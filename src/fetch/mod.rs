@@ -1,7 +1,7 @@
 //! The fetch stage: HTTP GETs for feeds and article pages.
 //!
-//! One [`Fetcher`] holds two clients: [`http::FeedClient`] (hyper-util, built for polling
-//! thousands of feeds) for the feeds the operator configured, and a reqwest client for article
+//! One [`Fetcher`] holds two clients: [`http::FeedClient`] (hyper and the [`pool`], built for
+//! polling thousands of feeds) for the feeds the operator configured, and a reqwest client for article
 //! pages named by those feeds, which goes through the SSRF [`guard`] unless
 //! `allow_private_networks` is set. Both use the configured User-Agent, proxy and total deadline,
 //! follow at most 5 redirects, accept gzip and brotli, and cap the (decompressed) body size.
