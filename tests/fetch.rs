@@ -74,6 +74,7 @@ async fn server() -> SocketAddr {
                 }
             }),
         )
+        .route("/to-private", get(|| async { Redirect::temporary("http://10.0.0.1/admin") }))
         .route("/loop", get(|| async { Redirect::temporary("/loop2") }))
         .route("/loop2", get(|| async { Redirect::temporary("/loop") }))
         .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "gone").into_response() }));
@@ -244,6 +245,10 @@ async fn literal_private_addresses_are_refused_even_through_a_proxy() {
         let error = guarded.fetch_page(&Url::parse(target).unwrap()).await.unwrap_err();
         assert!(matches!(error, FetchError::Refused { .. }), "{target}: {error}");
     }
+    // A public page that redirects to a private address: the hop is refused.
+    let error =
+        guarded.fetch_page(&Url::parse("http://public.example/to-private").unwrap()).await.unwrap_err();
+    assert!(matches!(&error, FetchError::Refused { url, .. } if url == "http://10.0.0.1/admin"), "{error}");
 }
 
 #[tokio::test]

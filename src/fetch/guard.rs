@@ -1,13 +1,19 @@
 //! The SSRF guard: article pages named by untrusted feeds must not reach into the operator's network.
 //!
 //! Two checks, both on addresses rather than names: URLs whose host is a literal IP are checked before
-//! the request (and on every redirect), and host names are checked by [`GuardedResolver`], the DNS
-//! hook reqwest connects through, so a name that resolves to a private address — even one that
+//! the request (and on every redirect), and host names are checked by [`Resolver`], the DNS
+//! hook every connection goes through, so a name that resolves to a private address — even one that
 //! changes its answer between two lookups (DNS rebinding) — is refused at connect time.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper_util::client::legacy::connect::dns::Name;
+use tower_service::Service;
 use url::{Host, Url};
 
 /// Is this an address a public web page may live at?
@@ -57,38 +63,57 @@ pub fn refusal(url: &Url) -> Option<String> {
 }
 
 /// Is `host` one of `listed` or a subdomain of one?
-pub fn host_listed(host: &str, listed: &[String]) -> bool {
+fn host_listed(host: &str, listed: &[String]) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     listed.iter().any(|l| host == *l || host.ends_with(&format!(".{l}")))
 }
 
-/// A DNS resolver that drops non-public addresses and fails when none are left; hosts the operator
-/// listed (`[fetch.hosts."name"] allow_private = true`) resolve unfiltered.
-pub struct GuardedResolver {
-    allowed: Vec<String>,
+/// The DNS resolver every fetch connects through. Guarded, it drops non-public addresses and
+/// fails when none are left, except for the hosts the operator listed
+/// (`[fetch.hosts."name"] allow_private = true`); unguarded (feeds the operator configured, or
+/// `allow_private_networks = true`), it resolves as the system does.
+#[derive(Clone, Default)]
+pub struct Resolver {
+    allowed_private: Option<Arc<Vec<String>>>,
 }
 
-impl GuardedResolver {
-    pub fn new(allowed: Vec<String>) -> GuardedResolver {
-        GuardedResolver { allowed }
+impl Resolver {
+    pub fn guarded(allowed_private: Vec<String>) -> Resolver {
+        Resolver { allowed_private: Some(Arc::new(allowed_private)) }
+    }
+
+    pub fn is_guarded(&self) -> bool {
+        self.allowed_private.is_some()
     }
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let host = name.as_str().to_owned();
-        let listed = host_listed(&host, &self.allowed);
+        let allowed_private = self.allowed_private.clone();
         Box::pin(async move {
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> =
-                resolved.into_iter().filter(|a| listed || is_public(a.ip())).collect();
+            let guarded = allowed_private.is_some_and(|allowed| !host_listed(&host, &allowed));
+            if !guarded {
+                return Ok(resolved.into_iter());
+            }
+            let public: Vec<SocketAddr> = resolved.into_iter().filter(|a| is_public(a.ip())).collect();
             if public.is_empty() {
                 return Err(
                     format!("{host} resolves to no public address (allow_private_networks is off)").into()
                 );
             }
-            let addrs: Addrs = Box::new(public.into_iter());
-            Ok(addrs)
+            Ok(public.into_iter())
         })
     }
 }
@@ -129,10 +154,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn resolver_refuses_localhost() {
-        let name: Name = "localhost".parse().unwrap();
-        assert!(GuardedResolver::new(vec![]).resolve(name).await.is_err());
-        let name: Name = "localhost".parse().unwrap();
-        assert!(GuardedResolver::new(vec!["localhost".into()]).resolve(name).await.is_ok());
+    async fn resolver_refuses_localhost_unless_listed_or_unguarded() {
+        let localhost = || "localhost".parse::<Name>().unwrap();
+        assert!(Resolver::guarded(vec![]).call(localhost()).await.is_err());
+        assert!(Resolver::guarded(vec!["localhost".into()]).call(localhost()).await.is_ok());
+        assert!(Resolver::default().call(localhost()).await.is_ok());
     }
 }

@@ -1,15 +1,13 @@
-//! The feed transport: hyper's HTTP/1.1 client over rustls and feedmill's own [`pool`], for the
-//! conditional GETs of every poll.
+//! The HTTP transport: hyper's HTTP/1.1 connections over rustls, kept in feedmill's own
+//! [`pool`](super::pool), for feeds and article pages.
 //!
-//! Feeds are where the scale is (10,000 sources answer 304 in a fraction of a second), and
-//! reqwest's layers cost more there than the request itself, so feeds use hyper's connections
-//! directly; article pages, fetched once each, keep reqwest and its redirect policy. This module
-//! owns what a feed request needs from the wire: the proxy (the configured one, else
-//! `HTTP_PROXY`/`HTTPS_PROXY`, with `NO_PROXY`), TLS with the webpki roots, the connect timeout,
-//! and a body read under a deadline and a size cap that holds after decompression (gzip,
-//! brotli); [`pool`] keeps the connections within the configured limits. Redirects are not
-//! followed here: the caller follows them hop by hop. HTTPS proxies (TLS to the proxy itself) are
-//! not supported for https feeds; plain-HTTP proxies are.
+//! Feeds are where the scale is (10,000 sources answer 304 in a fraction of a second), and a
+//! general client's layers (reqwest's, used before) cost more there than the request itself.
+//! This module owns what a request needs from the wire: the proxy (the configured one, else
+//! `HTTP_PROXY`/`HTTPS_PROXY`, with `NO_PROXY`), DNS through the SSRF guard's [`Resolver`], TLS
+//! with the webpki roots, the connect timeout, and a body read under a size cap that holds after
+//! decompression (gzip, brotli). Redirects and the deadline are the caller's. HTTPS proxies (TLS
+//! to the proxy itself) are not supported for https targets; plain-HTTP proxies are.
 
 use std::io::Read;
 use std::pin::Pin;
@@ -30,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use tower_service::Service;
 use url::Url;
 
+use super::guard::Resolver;
 use super::pool::{Pool, Pooled, Slots};
 use super::{network_error as network, FetchError};
 use crate::config::FetchConfig;
@@ -46,19 +45,24 @@ pub struct Response {
     pool: Arc<Pool>,
 }
 
-/// The feed client; cheap to clone.
+/// A client: the feeds' (unguarded) or the article pages' (through the SSRF guard); both share
+/// one pool. Cheap to clone.
 #[derive(Clone)]
-pub struct FeedClient {
+pub struct Client {
     connector: Connector,
     pool: Arc<Pool>,
+    pool_tag: &'static str,
     default_headers: HeaderMap,
     timeout: Duration,
 }
 
-impl FeedClient {
-    pub fn new(config: &FetchConfig) -> Result<FeedClient, FetchError> {
+impl Client {
+    pub fn new(config: &FetchConfig, pool: Arc<Pool>, resolver: Resolver) -> Result<Client, FetchError> {
         let client_error = |e: &dyn std::fmt::Display| FetchError::Client(e.to_string());
-        let mut http = HttpConnector::new();
+        // Guarded connections are pooled apart: a feed's connection to a private address the
+        // operator configured must not carry an article request.
+        let pool_tag = if resolver.is_guarded() { " guarded" } else { "" };
+        let mut http = HttpConnector::new_with_resolver(resolver);
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(config.timeout_secs.min(10))));
@@ -82,15 +86,16 @@ impl FeedClient {
         default_headers.insert(header::USER_AGENT, user_agent);
         default_headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(super::ACCEPT_LANGUAGE));
         default_headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, br"));
-        Ok(FeedClient {
+        Ok(Client {
             connector,
-            pool: Arc::new(Pool::new(config)),
+            pool,
+            pool_tag,
             default_headers,
             timeout: Duration::from_secs(config.timeout_secs),
         })
     }
 
-    /// The request deadline: [`FeedClient::get`] and [`Response::body`] together must finish
+    /// The request deadline: [`Client::get`] and [`Response::body`] together must finish
     /// within it.
     pub fn timeout(&self) -> Duration {
         self.timeout
@@ -100,10 +105,10 @@ impl FeedClient {
     /// has arrived.
     pub async fn get(&self, url: &Url, headers: &[(HeaderName, &str)]) -> Result<Response, FetchError> {
         let uri: Uri = url.as_str().parse().map_err(|e| network(url, &e))?;
-        let origin = url.origin().ascii_serialization();
-        let mut connection = match self.pool.reuse(&origin).await {
+        let key = url.origin().ascii_serialization() + self.pool_tag;
+        let mut connection = match self.pool.reuse(&key).await {
             Some(connection) => connection,
-            None => self.open(url, &uri, &origin).await?,
+            None => self.open(url, &uri, &key).await?,
         };
         // To a proxy the full URL (and its credentials on every request: an HTTPS request
         // tunnels, and sent them on CONNECT); to the server, the path.
@@ -143,7 +148,7 @@ impl FeedClient {
     }
 
     /// Opens a connection to `uri` within the pool's limits.
-    async fn open(&self, url: &Url, uri: &Uri, origin: &str) -> Result<Pooled, FetchError> {
+    async fn open(&self, url: &Url, uri: &Uri, key: &str) -> Result<Pooled, FetchError> {
         let host = url.host_str().unwrap_or_default();
         let slots = self.pool.slots(host).await.map_err(|e| network(url, &e))?;
         let (io, proxied) = self.connector.connect(uri).await.map_err(|e| network(url, e.as_ref()))?;
@@ -157,7 +162,7 @@ impl FeedClient {
                 tracing::debug!(%error, "feed connection ended");
             }
         });
-        Ok(Pool::opened(origin, sender, proxied))
+        Ok(Pool::opened(key, host, sender, proxied))
     }
 }
 
@@ -223,7 +228,7 @@ impl Response {
 /// Opens connections: directly, to the proxy (plain HTTP), or through a CONNECT tunnel (HTTPS).
 #[derive(Clone)]
 struct Connector {
-    http: HttpConnector,
+    http: HttpConnector<Resolver>,
     tls: Arc<rustls::ClientConfig>,
     proxies: Arc<Matcher>,
 }

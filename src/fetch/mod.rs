@@ -1,10 +1,12 @@
 //! The fetch stage: HTTP GETs for feeds and article pages.
 //!
-//! One [`Fetcher`] holds two clients: [`http::FeedClient`] (hyper and the [`pool`], built for
-//! polling thousands of feeds) for the feeds the operator configured, and a reqwest client for article
-//! pages named by those feeds, which goes through the SSRF [`guard`] unless
-//! `allow_private_networks` is set. Both use the configured User-Agent, proxy and total deadline,
-//! follow at most 5 redirects, accept gzip and brotli, and cap the (decompressed) body size.
+//! One [`Fetcher`] holds two [`http::Client`]s sharing one connection [`pool`]: one for the feeds
+//! the operator configured, and one for article pages named by those feeds, which resolves names
+//! through the SSRF [`guard`] unless `allow_private_networks` is set. Redirects are followed here,
+//! hop by hop (at most 5, no loops): each hop takes its host's request slot and rate, a page's
+//! hops are checked by the guard, and a feed's permanent move is reported. Both use the
+//! configured User-Agent, proxy and total deadline, accept gzip and brotli, and cap the
+//! (decompressed) body size.
 
 pub mod charset;
 pub mod guard;
@@ -15,14 +17,15 @@ pub mod pool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::StatusCode;
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{redirect, Client};
 use url::Url;
 
 use crate::config::FetchConfig;
-use http::FeedClient;
+use guard::Resolver;
+use http::Client;
 use politeness::Politeness;
+use pool::Pool;
 
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 5;
@@ -103,11 +106,19 @@ pub enum FeedResponse {
 /// Makes the requests; cheap to clone.
 #[derive(Clone)]
 pub struct Fetcher {
-    feeds: FeedClient,
+    feeds: Client,
     articles: Client,
     guard_articles: bool,
     config: Arc<FetchConfig>,
     politeness: Arc<Politeness>,
+}
+
+/// What is fetched: a feed (conditionally, permanent moves reported) or an article page (through
+/// the SSRF guard, and not while its host asked for a pause).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Feed,
+    Page,
 }
 
 impl Fetcher {
@@ -115,9 +126,12 @@ impl Fetcher {
         let guard_articles = !config.allow_private_networks;
         let allowed_private: Vec<String> =
             config.hosts.iter().filter(|(_, o)| o.allow_private).map(|(host, _)| host.clone()).collect();
+        let pool = Arc::new(Pool::new(config));
+        let article_resolver =
+            if guard_articles { Resolver::guarded(allowed_private) } else { Resolver::default() };
         Ok(Fetcher {
-            feeds: FeedClient::new(config)?,
-            articles: article_client(config, guard_articles.then_some(allowed_private))?,
+            feeds: Client::new(config, Arc::clone(&pool), Resolver::default())?,
+            articles: Client::new(config, pool, article_resolver)?,
             guard_articles,
             config: Arc::new(config.clone()),
             politeness: Arc::new(Politeness::new(config)),
@@ -129,19 +143,73 @@ impl Fetcher {
         &self.politeness
     }
 
-    fn private_allowed(&self, url: &Url) -> bool {
-        url.host_str().and_then(|h| self.config.host_override(h)).is_some_and(|o| o.allow_private)
+    /// Fetches a feed, conditionally when validators are known, reporting a permanent move.
+    pub async fn fetch_feed(&self, url: &Url, validators: &Validators) -> Result<FeedResponse, FetchError> {
+        self.fetch(Kind::Feed, url, validators).await
     }
 
-    /// Fetches a feed, conditionally when validators are known. Redirects are followed here, hop
-    /// by hop, so that a permanent move can be reported and each hop is rate-limited.
-    pub async fn fetch_feed(&self, url: &Url, validators: &Validators) -> Result<FeedResponse, FetchError> {
+    /// Fetches an article page. A host that answers 429 or 503 is paused for its Retry-After.
+    pub async fn fetch_page(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let result = match self.fetch(Kind::Page, url, &Validators::default()).await {
+            Ok(FeedResponse::Fetched(fetched)) => Ok(*fetched),
+            Ok(FeedResponse::NotModified) => {
+                Err(FetchError::Status { url: url.to_string(), status: 304, retry_after: None })
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &result {
+            if error.is_deferral() {
+                let host = url.host_str().unwrap_or_default();
+                let wait = error.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
+                tracing::warn!(
+                    host,
+                    wait_secs = wait.as_secs(),
+                    "host asked us to slow down; pausing its article fetches"
+                );
+                self.politeness.pause(host, Instant::now() + wait);
+            }
+        }
+        result
+    }
+
+    /// Why an article URL (or a hop of its redirects) may not be fetched, if it may not.
+    fn refusal(&self, url: &Url) -> Option<FetchError> {
+        if !self.guard_articles {
+            return None;
+        }
+        let host = url.host_str().unwrap_or_default();
+        let listed = self.config.host_override(host).is_some_and(|o| o.allow_private);
+        let reason = guard::refusal(url).filter(|_| !listed)?;
+        Some(FetchError::Refused { url: url.to_string(), reason })
+    }
+
+    /// Follows redirects hop by hop — at most [`MAX_REDIRECTS`], no loops — each hop taking its
+    /// host's request slot and rate, and (for pages) checked by the SSRF guard.
+    async fn fetch(
+        &self,
+        kind: Kind,
+        url: &Url,
+        validators: &Validators,
+    ) -> Result<FeedResponse, FetchError> {
         let mut current = url.clone();
         let mut visited: Vec<Url> = Vec::new();
         let mut all_permanent = true;
         loop {
-            let _permit = self.politeness.acquire(current.host_str().unwrap_or_default()).await;
-            let hop = tokio::time::timeout(self.feeds.timeout(), self.feed_hop(&current, validators));
+            if kind == Kind::Page {
+                if let Some(refused) = self.refusal(&current) {
+                    return Err(refused);
+                }
+            }
+            let host = current.host_str().unwrap_or_default();
+            let _permit = self.politeness.acquire(host).await;
+            // Checked with the permit held: a request queued behind the one that got the 429 sees it.
+            if let Some(until) = self.politeness.paused_until(host).filter(|_| kind == Kind::Page) {
+                return Err(FetchError::HostPaused {
+                    url: current.to_string(),
+                    wait: until - Instant::now(),
+                });
+            }
+            let hop = tokio::time::timeout(self.feeds.timeout(), self.hop(kind, &current, validators));
             let hop = hop.await.map_err(|_| timed_out(&current))??;
             let (status, location) = match hop {
                 Hop::NotModified => return Ok(FeedResponse::NotModified),
@@ -173,16 +241,19 @@ impl Fetcher {
         }
     }
 
-    /// One request of a feed fetch, body included.
-    async fn feed_hop(&self, url: &Url, validators: &Validators) -> Result<Hop, FetchError> {
-        let mut headers = vec![(header::ACCEPT, FEED_ACCEPT)];
+    /// One request, body included.
+    async fn hop(&self, kind: Kind, url: &Url, validators: &Validators) -> Result<Hop, FetchError> {
+        let (client, mut headers) = match kind {
+            Kind::Feed => (&self.feeds, vec![(header::ACCEPT, FEED_ACCEPT)]),
+            Kind::Page => (&self.articles, vec![(header::ACCEPT, PAGE_ACCEPT)]),
+        };
         if let Some(etag) = &validators.etag {
             headers.push((header::IF_NONE_MATCH, etag));
         }
         if let Some(last_modified) = &validators.last_modified {
             headers.push((header::IF_MODIFIED_SINCE, last_modified));
         }
-        let response = self.feeds.get(url, &headers).await?;
+        let response = client.get(url, &headers).await?;
         let status = response.status;
         let location =
             response.headers.get(header::LOCATION).and_then(|l| l.to_str().ok()).map(str::to_owned);
@@ -205,62 +276,9 @@ impl Fetcher {
         response.release().await;
         Ok(hop)
     }
-
-    /// Fetches an article page. A host that answers 429 or 503 is paused for its Retry-After.
-    pub async fn fetch_page(&self, url: &Url) -> Result<Fetched, FetchError> {
-        if self.guard_articles && !self.private_allowed(url) {
-            if let Some(reason) = guard::refusal(url) {
-                return Err(FetchError::Refused { url: url.to_string(), reason });
-            }
-        }
-        let host = url.host_str().unwrap_or_default();
-        let _permit = self.politeness.acquire(host).await;
-        // Checked with the permit held: a request queued behind the one that got the 429 sees it.
-        if let Some(until) = self.politeness.paused_until(host) {
-            return Err(FetchError::HostPaused { url: url.to_string(), wait: until - Instant::now() });
-        }
-        let response = self
-            .articles
-            .get(url.as_str())
-            .header(header::ACCEPT, "text/html, application/xhtml+xml;q=0.9, */*;q=0.5")
-            .send()
-            .await
-            .map_err(|e| network(url, e))?;
-        let result = self.read(url, response).await;
-        if let Err(error) = &result {
-            if error.is_deferral() {
-                let wait = error.retry_after().unwrap_or(DEFAULT_RETRY_AFTER);
-                tracing::warn!(
-                    host,
-                    wait_secs = wait.as_secs(),
-                    "host asked us to slow down; pausing its article fetches"
-                );
-                self.politeness.pause(host, Instant::now() + wait);
-            }
-        }
-        result
-    }
-
-    async fn read(&self, url: &Url, mut response: reqwest::Response) -> Result<Fetched, FetchError> {
-        let limit = self.config.max_body_bytes;
-        let mut fetched = head(url, response.status(), response.headers(), limit)?;
-        fetched.url = response.url().clone();
-        // Chunks arrive decompressed, so the cap also stops gzip and brotli bombs.
-        while let Some(chunk) = response.chunk().await.map_err(|e| network(url, e))? {
-            if fetched.body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(FetchError::TooLarge { url: url.to_string(), limit });
-            }
-            fetched.body.extend_from_slice(&chunk);
-        }
-        // Let the connection go back to the pool before the caller frees its slot, so the next
-        // request reuses it instead of opening another one.
-        drop(response);
-        tokio::task::yield_now().await;
-        Ok(fetched)
-    }
 }
 
-/// One hop of a feed fetch.
+/// One hop of a fetch.
 enum Hop {
     NotModified,
     Redirect { status: u16, location: String },
@@ -269,6 +287,8 @@ enum Hop {
 
 /// What feeds accept.
 const FEED_ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8";
+/// What article pages accept.
+const PAGE_ACCEPT: &str = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5";
 /// The languages asked for: Ukrainian first, as the first sources are Ukrainian.
 const ACCEPT_LANGUAGE: &str = "uk, en;q=0.8, *;q=0.5";
 
@@ -302,59 +322,6 @@ fn head(url: &Url, status: StatusCode, headers: &HeaderMap, limit: u64) -> Resul
 
 fn timed_out(url: &Url) -> FetchError {
     FetchError::Network { url: url.to_string(), message: "timed out".into() }
-}
-
-/// The article client: follows redirects itself (see [`redirect_policy`]) and, when `guarded`
-/// lists the hosts allowed to be private, connects through the SSRF [`guard`].
-fn article_client(config: &FetchConfig, guarded: Option<Vec<String>>) -> Result<Client, FetchError> {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ACCEPT_LANGUAGE, HeaderValue::from_static(ACCEPT_LANGUAGE));
-    let mut builder = Client::builder()
-        .user_agent(&config.user_agent)
-        .default_headers(headers)
-        .timeout(Duration::from_secs(config.timeout_secs))
-        .connect_timeout(Duration::from_secs(config.timeout_secs.min(10)))
-        .pool_max_idle_per_host(config.max_connections)
-        .redirect(redirect_policy(guarded.clone()));
-    if let Some(proxy) = &config.proxy {
-        let proxy = reqwest::Proxy::all(proxy.as_str())
-            .map_err(|e| FetchError::Client(e.to_string()))?
-            .no_proxy(reqwest::NoProxy::from_env());
-        builder = builder.proxy(proxy);
-    }
-    if let Some(allowed) = guarded {
-        builder = builder.dns_resolver(Arc::new(guard::GuardedResolver::new(allowed)));
-    }
-    builder.build().map_err(|e| FetchError::Client(e.to_string()))
-}
-
-/// At most [`MAX_REDIRECTS`] hops, no loops, and (when guarded) no hop to a non-public literal IP
-/// unless its host is allowed to be private.
-fn redirect_policy(guarded: Option<Vec<String>>) -> redirect::Policy {
-    redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-        }
-        let next = attempt.url().clone();
-        if attempt.previous().contains(&next) {
-            return attempt.error(format!("redirect loop at {next}"));
-        }
-        if let Some(allowed) = &guarded {
-            let host = next.host_str().unwrap_or_default();
-            if let Some(reason) = guard::refusal(&next).filter(|_| !guard::host_listed(host, allowed)) {
-                return attempt.error(format!("redirect to {next} refused: {reason}"));
-            }
-        }
-        attempt.follow()
-    })
-}
-
-/// A reqwest error as a [`FetchError`].
-fn network(url: &Url, error: reqwest::Error) -> FetchError {
-    if error.is_timeout() {
-        return timed_out(url);
-    }
-    network_error(url, &error)
 }
 
 /// An error as text with its causes, which carry the useful part ("Connection refused").
