@@ -380,3 +380,15 @@ async fn an_idle_connection_makes_room_for_another_host() {
     assert_eq!(most_open.load(Ordering::SeqCst), 1);
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_connection_the_server_closed_is_not_reused() {
+    // Answers as if keeping the connection alive, then closes it.
+    let (addr, _heads) = recording_proxy("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n<rss/>").await;
+    let f = fetcher(|_| {});
+    for _ in 0..3 {
+        let fetched = f.fetch_feed(&url(addr, "/rss"), &Validators::default()).await;
+        assert!(fetched.is_ok(), "{:?}", fetched.err());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -106,37 +106,26 @@ impl Client {
     pub async fn get(&self, url: &Url, headers: &[(HeaderName, &str)]) -> Result<Response, FetchError> {
         let uri: Uri = url.as_str().parse().map_err(|e| network(url, &e))?;
         let key = url.origin().ascii_serialization() + self.pool_tag;
-        let mut connection = match self.pool.reuse(&key).await {
-            Some(connection) => connection,
-            None => self.open(url, &uri, &key).await?,
+        let (mut connection, mut reused) = match self.pool.reuse(&key).await {
+            Some(connection) => (connection, true),
+            None => (self.open(url, &uri, &key).await?, false),
         };
-        // To a proxy the full URL (and its credentials on every request: an HTTPS request
-        // tunnels, and sent them on CONNECT); to the server, the path.
-        let target = match connection.proxied {
-            true => uri.clone(),
-            false => {
-                uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| network(url, &e))?
+        let mut request = self.request(url, &uri, headers, connection.proxied)?;
+        let response = loop {
+            match connection.sender.try_send_request(request).await {
+                Ok(response) => break response,
+                // A reused connection the server closed just before the request went out: the
+                // request comes back unsent, and goes out again on a new connection.
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if reused => {
+                        request = unsent;
+                        connection = self.open(url, &uri, &key).await?;
+                        reused = false;
+                    }
+                    _ => return Err(network(url, &error.into_error())),
+                },
             }
         };
-        let mut request = hyper::Request::get(target);
-        if let Some(request_headers) = request.headers_mut() {
-            request_headers.clone_from(&self.default_headers);
-            let host = uri.authority().map_or("", |a| a.as_str());
-            request_headers.insert(header::HOST, HeaderValue::from_str(host).map_err(|e| network(url, &e))?);
-            for (name, value) in headers {
-                let value = HeaderValue::from_str(value).map_err(|e| network(url, &e))?;
-                request_headers.insert(name.clone(), value);
-            }
-            if connection.proxied {
-                if let Some(auth) =
-                    self.connector.proxies.intercept(&uri).and_then(|p| p.basic_auth().cloned())
-                {
-                    request_headers.insert(header::PROXY_AUTHORIZATION, auth);
-                }
-            }
-        }
-        let request = request.body(Empty::new()).map_err(|e| network(url, &e))?;
-        let response = connection.sender.send_request(request).await.map_err(|e| network(url, &e))?;
         let (parts, body) = response.into_parts();
         Ok(Response {
             status: parts.status,
@@ -145,6 +134,41 @@ impl Client {
             connection,
             pool: Arc::clone(&self.pool),
         })
+    }
+
+    /// The GET for `url`, with the default headers and `headers`: to a proxy the full URL (with
+    /// its credentials: an HTTPS request tunnels, and sent them on CONNECT), to the server the path.
+    fn request(
+        &self,
+        url: &Url,
+        uri: &Uri,
+        headers: &[(HeaderName, &str)],
+        proxied: bool,
+    ) -> Result<hyper::Request<Empty<Bytes>>, FetchError> {
+        let target = match proxied {
+            true => uri.clone(),
+            false => {
+                uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| network(url, &e))?
+            }
+        };
+        let mut request = hyper::Request::get(target).body(Empty::new()).map_err(|e| network(url, &e))?;
+        let request_headers = request.headers_mut();
+        request_headers.clone_from(&self.default_headers);
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        request_headers.insert(header::HOST, HeaderValue::from_str(&host).map_err(|e| network(url, &e))?);
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|e| network(url, &e))?;
+            request_headers.insert(name.clone(), value);
+        }
+        if proxied {
+            if let Some(auth) = self.connector.proxies.intercept(uri).and_then(|p| p.basic_auth().cloned()) {
+                request_headers.insert(header::PROXY_AUTHORIZATION, auth);
+            }
+        }
+        Ok(request)
     }
 
     /// Opens a connection to `uri` within the pool's limits.
