@@ -81,6 +81,7 @@ fn candidate(n: usize, link: String, text: String) -> Candidate {
         content_text: Some(text),
         extracted_by: "generic".into(),
         language: None,
+        editions: Vec::new(),
         hidden: false,
         feed_hash: format!("h{n}"),
     }

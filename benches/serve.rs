@@ -99,6 +99,7 @@ async fn fill(db: &std::path::Path) {
                 content_text: Some(text),
                 extracted_by: "rule".into(),
                 language: Some("en".into()),
+                editions: Vec::new(),
                 hidden: false,
                 feed_hash: format!("h{n}"),
             }

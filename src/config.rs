@@ -94,6 +94,9 @@ pub struct FeedConfig {
     pub exclude: Vec<String>,
     /// A WebSub hub: the feeds advertise it and it is pinged when entries change.
     pub websub_hub: Option<Url>,
+    /// Preferred languages, in order (`["uk", "en"]`): of a story's reports from sources of equal
+    /// priority, the one in the earliest listed language is published. Empty: no preference.
+    pub languages: Vec<String>,
 }
 
 impl Default for FeedConfig {
@@ -104,6 +107,7 @@ impl Default for FeedConfig {
             include: Vec::new(),
             exclude: Vec::new(),
             websub_hub: None,
+            languages: Vec::new(),
         }
     }
 }
@@ -472,7 +476,7 @@ impl Config {
             };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| invalid(e.span(), "(syntax)".into(), e.message().to_owned()))?;
-        let raw: ConfigToml = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let mut raw: ConfigToml = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             invalid(inner.span(), key, inner.message().to_owned())
@@ -521,6 +525,15 @@ impl Config {
         }
         if raw.feed.websub_hub.as_ref().is_some_and(|hub| !matches!(hub.scheme(), "http" | "https")) {
             return Err(invalid(None, "feed.websub_hub".into(), "must be an http(s) URL".into()));
+        }
+        for (i, language) in raw.feed.languages.iter_mut().enumerate() {
+            *language = crate::language::normalize(language).ok_or_else(|| {
+                invalid(
+                    None,
+                    format!("feed.languages[{i}]"),
+                    format!("`{language}` is not a language tag like \"uk\" or \"en-GB\""),
+                )
+            })?;
         }
         if raw.feed.max_items == 0 {
             return Err(invalid(None, "feed.max_items".into(), "must be at least 1".into()));

@@ -64,9 +64,13 @@ async fn poller(
     shutdown: Shutdown,
     websub: bool,
 ) -> Result<Arc<Poller>, DaemonError> {
-    let dedup =
-        DedupParams { window_secs: config.dedup.window.as_secs() as i64, threshold: config.dedup.threshold };
+    let dedup = DedupParams {
+        window_secs: config.dedup.window.as_secs() as i64,
+        threshold: config.dedup.threshold,
+        languages: config.feed.languages.clone().into(),
+    };
     let store = store.clone().with_dedup(dedup);
+    crate::metrics::metrics().declare(&config.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
     let fetcher = Fetcher::new(&config.fetch)?;
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));

@@ -2,10 +2,11 @@
 //!
 //! A filter is two lists of patterns, `include` and `exclude`; an item passes when the include
 //! list is empty or one of its patterns matches, and no exclude pattern matches. A pattern is
-//! `[field:]text` or `[field:]/regex/`, where `field` is `title`, `body`, `author` or `tags`
-//! (without one, any of them). Text matches case-insensitively anywhere in the field (for tags:
-//! one whole tag, case-insensitively); a regex uses Rust's `regex` syntax (add `(?i)` to ignore
-//! case).
+//! `[field:]text` or `[field:]/regex/`, where `field` is `title`, `body`, `author`, `tags` or
+//! `language` (without one, any of the first four). Text matches case-insensitively anywhere in
+//! the field (for tags: one whole tag, case-insensitively; for the language: the tag or one of
+//! its regional forms, so `language:uk` matches `uk` and `uk-UA`); a regex uses Rust's `regex`
+//! syntax (add `(?i)` to ignore case).
 
 use regex::Regex;
 
@@ -17,6 +18,7 @@ enum Field {
     Body,
     Author,
     Tags,
+    Language,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct ItemText<'a> {
     pub body: &'a str,
     pub author: &'a str,
     pub tags: &'a [String],
+    /// Normalized ([`crate::language::normalize`]); empty when unknown.
+    pub language: &'a str,
 }
 
 /// A validated include/exclude filter.
@@ -71,6 +75,7 @@ fn parse_pattern(raw: &str) -> Result<Pattern, String> {
         Some(("body", rest)) => (Field::Body, rest),
         Some(("author", rest)) => (Field::Author, rest),
         Some(("tags", rest)) => (Field::Tags, rest),
+        Some(("language", rest)) => (Field::Language, rest),
         _ => (Field::Any, raw),
     };
     let matcher = match rest.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
@@ -100,6 +105,12 @@ impl Pattern {
             Field::Body => text(item.body),
             Field::Author => text(item.author),
             Field::Tags => tags(),
+            Field::Language => match &self.matcher {
+                Matcher::Text(wanted) => {
+                    !item.language.is_empty() && crate::language::matches(item.language, wanted)
+                }
+                Matcher::Regex(regex) => regex.is_match(item.language),
+            },
             Field::Any => text(item.title) || text(item.body) || text(item.author) || tags(),
         }
     }
@@ -110,7 +121,20 @@ mod tests {
     use super::*;
 
     fn item<'a>(title: &'a str, tags: &'a [String]) -> ItemText<'a> {
-        ItemText { title, body: "Body about the Kyiv metro.", author: "Olena", tags }
+        ItemText { title, body: "Body about the Kyiv metro.", author: "Olena", tags, language: "uk-ua" }
+    }
+
+    #[test]
+    fn language_matches_the_tag_or_its_regional_forms() {
+        let uk = Filter::new(&["language:uk".into()], &[]).unwrap();
+        assert!(uk.accepts(&item("x", &[])));
+        let en = Filter::new(&["language:en".into()], &[]).unwrap();
+        assert!(!en.accepts(&item("x", &[])));
+        let unknown = ItemText { language: "", ..item("x", &[]) };
+        assert!(!uk.accepts(&unknown), "an unknown language matches no language");
+        assert!(Filter::new(&[], &["language:ru".into()]).unwrap().accepts(&unknown));
+        // Without a field, a pattern does not look at the language.
+        assert!(!Filter::new(&["uk-ua".into()], &[]).unwrap().accepts(&item("x", &[])));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod extract;
 pub mod feed;
 pub mod fetch;
 pub mod filter;
+pub mod language;
 pub mod metrics;
 pub mod opml;
 pub mod poll;

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -341,7 +342,7 @@ async fn extract(
     inputs: &[String],
 ) -> anyhow::Result<ExitCode> {
     let rules = SiteRules::new(config.map_or(&[][..], |c| &c.sites))?;
-    let extractor = Extractor::new(rules);
+    let extractor = Arc::new(Extractor::new(rules));
     let fetch_config = config.map_or_else(FetchConfig::default, |c| c.fetch.clone());
     let fetcher = Fetcher::new(&fetch_config)?;
     if let Some(dir) = out_dir {
@@ -378,32 +379,36 @@ async fn extract(
 }
 
 async fn extract_one(
-    extractor: &Extractor,
+    extractor: &Arc<Extractor>,
     fetcher: &Fetcher,
     input: &str,
     url: Option<&Url>,
 ) -> anyhow::Result<(Url, Extraction)> {
-    let (html, page_url) = if input.starts_with("http://") || input.starts_with("https://") {
+    // A saved file's URL is the page's canonical link, else --url, else the file's own.
+    let (html, page_url, saved) = if input.starts_with("http://") || input.starts_with("https://") {
         let input_url = Url::parse(input)?;
         let page = fetcher.fetch_page(&input_url).await?;
-        (decode_html(&page.body, page.content_type.as_deref()), page.url)
+        (decode_html(&page.body, page.content_type.as_deref()), page.url, false)
     } else {
         let bytes = read_input(Path::new(input))?;
-        let html = decode_html(&bytes, None);
         let page_url = match url {
             Some(url) => url.clone(),
-            None => feedmill::extract::canonical_url(&html)
-                .or_else(|| std::path::absolute(input).ok().and_then(|p| Url::from_file_path(p).ok()))
+            None => std::path::absolute(input)
+                .ok()
+                .and_then(|p| Url::from_file_path(p).ok())
                 .with_context(|| "cannot make a URL for this file; pass --url")?,
         };
-        (html, page_url)
+        (decode_html(&bytes, None), page_url, url.is_none())
     };
-    let extraction = tokio::task::spawn_blocking({
-        let (extractor, page_url) = (extractor.clone(), page_url.clone());
-        move || extractor.extract(&html, &page_url)
+    let extractor = Arc::clone(extractor);
+    Ok(tokio::task::spawn_blocking(move || match saved {
+        true => extractor.extract_saved(&html, &page_url),
+        false => {
+            let extraction = extractor.extract(&html, &page_url);
+            (page_url, extraction)
+        }
     })
-    .await?;
-    Ok((page_url, extraction))
+    .await?)
 }
 
 /// A file's bytes, gunzipped when it ends in `.gz`.

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollLabels {
     pub source: String,
-    /// `new_items`, `nothing_new` (304 or unchanged body) or `error`.
+    /// `ok`, `not_modified` (304 or unchanged body) or `error`.
     pub outcome: String,
 }
 
@@ -111,6 +111,11 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// A poll's outcomes, as [`Metrics::poll`] records them.
+pub const POLL_OUTCOMES: &[&str] = &["ok", "not_modified", "error"];
+/// What deduplication makes of an item, as [`Metrics::items`] records it.
+pub const ITEM_KINDS: &[&str] = &["new", "duplicate", "merged", "updated", "filtered"];
+
 /// The process-wide metrics.
 pub fn metrics() -> &'static Metrics {
     &METRICS
@@ -123,6 +128,34 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Creates every series whose label values are known before any work — each source ×
+    /// poll outcome and × item kind, each response class, each extraction step — at 0, so
+    /// `rate()` and absence alerts work from the start (Prometheus's instrumentation guidance).
+    pub fn declare(&self, sources: &[String]) {
+        for source in sources {
+            for outcome in POLL_OUTCOMES {
+                let _ = self
+                    .polls
+                    .get_or_create(&PollLabels { source: source.clone(), outcome: (*outcome).into() });
+            }
+            for kind in ITEM_KINDS {
+                let _ =
+                    self.items.get_or_create(&ItemLabels { source: source.clone(), kind: (*kind).into() });
+            }
+        }
+        for kind in ["feed", "page"] {
+            for class in ["2xx", "3xx", "4xx", "5xx", "none"] {
+                let _ = self
+                    .http_responses
+                    .get_or_create(&StatusLabels { kind: kind.into(), class: class.into() });
+            }
+            let _ = self.fetch_seconds.get_or_create(&KindLabels { kind: kind.into() });
+        }
+        for step in ["rule", "structured", "generic", "feed"] {
+            let _ = self.extraction_steps.get_or_create(&StepLabels { step: step.into() });
+        }
     }
 
     pub fn poll(&self, source: &str, outcome: &str) {
@@ -168,16 +201,33 @@ mod tests {
     #[test]
     fn records_and_encodes_with_labels() {
         let m = metrics();
-        m.poll("unn-uk", "new_items");
+        m.poll("unn-uk", "ok");
         m.response("feed", Some(304), Duration::from_millis(30));
         m.items("unn-uk", "merged", 2);
         m.rule_miss("unn.ua");
         let text = m.encode();
-        assert!(text.contains("feedmill_polls_total{source=\"unn-uk\",outcome=\"new_items\"} 1"), "{text}");
+        assert!(text.contains("feedmill_polls_total{source=\"unn-uk\",outcome=\"ok\"} 1"), "{text}");
         assert!(text.contains("feedmill_http_responses_total{kind=\"feed\",class=\"3xx\"}"), "{text}");
         assert!(text.contains("feedmill_items_total{source=\"unn-uk\",kind=\"merged\"} 2"), "{text}");
         assert!(text.contains("feedmill_rule_misses_total{host=\"unn.ua\"} 1"), "{text}");
         assert!(text.contains("feedmill_fetch_duration_seconds_count{kind=\"feed\"}"), "{text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn known_series_exist_at_zero_before_any_work() {
+        let m = metrics();
+        m.declare(&["never-polled".to_owned()]);
+        let text = m.encode();
+        for outcome in POLL_OUTCOMES {
+            let series = format!("feedmill_polls_total{{source=\"never-polled\",outcome=\"{outcome}\"}} 0");
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+        for kind in ITEM_KINDS {
+            let series = format!("feedmill_items_total{{source=\"never-polled\",kind=\"{kind}\"}} 0");
+            assert!(text.contains(&series), "{series}");
+        }
+        assert!(text.contains("feedmill_http_responses_total{kind=\"page\",class=\"5xx\"}"));
+        assert!(text.contains("feedmill_extraction_steps_total{step=\"structured\"}"));
     }
 }

@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::config::{Config, Source};
 use crate::dedup::near;
-use crate::dedup::LinkRules;
+use crate::dedup::{Edition, LinkRules};
 use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, MAX_PAGES};
 use crate::feed::{self, FeedItem};
 use crate::fetch::charset::{decode_html, feed_to_utf8};
@@ -190,13 +190,13 @@ impl Poller {
         };
         let m = metrics();
         m.poll(&source.name, outcome);
-        for (kind, count) in [
-            ("new", report.new),
-            ("duplicate", report.duplicate),
-            ("merged", report.merged),
-            ("updated", report.updated),
-            ("filtered", report.filtered),
-        ] {
+        for (kind, count) in crate::metrics::ITEM_KINDS.iter().zip([
+            report.new,
+            report.duplicate,
+            report.merged,
+            report.updated,
+            report.filtered,
+        ]) {
             m.items(&source.name, kind, count);
         }
         let status = report.status.map_or_else(|| "-".to_owned(), |s| s.to_string());
@@ -387,7 +387,7 @@ impl Poller {
                     let page = self.page(canonical.clone(), url.clone(), new.update);
                     fetches.spawn(async move { (index, new, Some(page.await)) });
                 }
-                _ => candidates.push((index, candidate(source, new, None))),
+                _ => candidates.push((index, candidate(source, &self.links, new, None))),
             }
         }
         let mut complete = true;
@@ -402,7 +402,7 @@ impl Poller {
                             new.link = Some(self.links.canonical(canonical));
                         }
                         let article = page.and_then(|page| self.choose_article(&new.item, page));
-                        candidates.push((index, candidate(source, new, article)));
+                        candidates.push((index, candidate(source, &self.links, new, article)));
                     }
                     Some(Err(join_error)) => tracing::error!(source = %source.name, error = %join_error, "page task failed"),
                     None => break,
@@ -532,7 +532,7 @@ fn feed_hash(item: &FeedItem) -> String {
 }
 
 /// The stored form of an item; without an article, the feed's content (or description) is the body.
-fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candidate {
+fn candidate(source: &Source, links: &LinkRules, new: NewItem, article: Option<Article>) -> Candidate {
     let NewItem { item, link: canonical_link, feed_hash, .. } = new;
     let base =
         item.link.clone().unwrap_or_else(|| Url::parse("about:blank").unwrap_or_else(|_| unreachable!()));
@@ -566,12 +566,22 @@ fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candida
             categories.push(tag);
         }
     }
+    let language = page.language.or(item.language);
+    // The page's other language editions, by canonical link like every item.
+    let mut editions: Vec<Edition> = Vec::new();
+    for edition in page.editions {
+        let link = links.canonical(&edition.url);
+        if Some(&link) != canonical_link.as_ref() && !editions.iter().any(|e| e.link == link) {
+            editions.push(Edition { link, language: edition.language });
+        }
+    }
     let body = article.as_ref().map(|a| a.text.as_str()).or(summary.as_deref()).unwrap_or_default();
     let hidden = !source.filter.accepts(&ItemText {
         title: &item.title,
         body,
         author: author.as_deref().unwrap_or_default(),
         tags: &categories,
+        language: language.as_deref().unwrap_or_default(),
     });
     Candidate {
         signature: None,
@@ -587,7 +597,8 @@ fn candidate(source: &Source, new: NewItem, article: Option<Article>) -> Candida
         summary,
         extracted_by: article.as_ref().map_or(Step::Feed, |a| a.step).as_str().to_owned(),
         content_html: article.as_ref().map(|a| a.html.clone()),
-        language: page.language,
+        language,
+        editions,
         content_text: article.map(|a| a.text),
         canonical_link,
         feed_hash,

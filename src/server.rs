@@ -4,8 +4,9 @@
 //! (one source's items) and `/tags/{tag}/feed.{atom,rss,json}` (stories with that tag), each the
 //! newest `max_items`. Rendered bytes are cached per feed and format, with their gzip and brotli
 //! forms, until the store's items change (or for at most ten seconds); every response carries a strong ETag, Last-Modified
-//! and Cache-Control, and matching validators get a `304`. `GET /healthz` answers 200 with the
-//! version and the number of configured sources.
+//! and Cache-Control, and matching validators get a `304`. `GET /stories/{id}` (and `.json`) is a
+//! story's page, where the merged feed's entry ids lead; `/items/{id}` redirects there. `GET
+//! /healthz` answers 200 with the version and the number of configured sources.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -23,9 +24,9 @@ use url::Url;
 
 use crate::config::Config;
 use crate::filter::{Filter, ItemText};
-use crate::publish::{Channel, EntryView, Format};
+use crate::publish::{self, Channel, EntryView, Format};
 use crate::shutdown::Shutdown;
-use crate::store::{FeedScope, Store};
+use crate::store::{FeedScope, Store, StoryLookup};
 
 /// How long readers and proxies may reuse a feed without asking again.
 const CACHE_CONTROL: &str = "public, max-age=60";
@@ -129,6 +130,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                 }
             }),
         )
+        .route("/stories/{file}", get(story_page))
+        .route("/items/{id}", get(item_story))
         .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -213,6 +216,7 @@ async fn rendered(
                 body: item.content_text.as_deref().or(item.summary.as_deref()).unwrap_or_default(),
                 author: item.author.as_deref().unwrap_or_default(),
                 tags: &item.categories,
+                language: item.language.as_deref().unwrap_or_default(),
             })
         });
         items.truncate(state.max_items);
@@ -329,6 +333,54 @@ fn http_date(time: &DateTime<Utc>) -> String {
 }
 
 /// `GET /`: the status page.
+/// `GET /stories/{id}` (HTML) and `/stories/{id}.json`: every report of a story; a story joined
+/// into another leads there.
+async fn story_page(State(state): State<Arc<AppState>>, Path(file): Path<String>) -> Response {
+    let (id, json) = match file.strip_suffix(".json") {
+        Some(id) => (id, true),
+        None => (file.as_str(), false),
+    };
+    let Ok(id) = id.parse::<i64>() else { return no_such_story() };
+    match state.store.story(id).await {
+        Ok(Some(StoryLookup::Found(page))) if json => {
+            ([(header::CONTENT_TYPE, "application/json")], publish::story::json(&state.public_url, &page))
+                .into_response()
+        }
+        Ok(Some(StoryLookup::Found(page))) => {
+            let html = publish::story::html(&state.title, &state.public_url, &page);
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+        }
+        Ok(Some(StoryLookup::JoinedInto(target))) => {
+            let suffix = if json { ".json" } else { "" };
+            Redirect::permanent(&format!("{}stories/{target}{suffix}", state.public_url)).into_response()
+        }
+        Ok(None) => no_such_story(),
+        Err(error) => store_error(error),
+    }
+}
+
+/// `GET /items/{id}`, the entry ids handed out before stories had their own: leads to the
+/// item's story.
+async fn item_story(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<i64>() else { return no_such_story() };
+    match state.store.story_of_item(id).await {
+        Ok(Some(story)) => {
+            Redirect::permanent(&format!("{}stories/{story}", state.public_url)).into_response()
+        }
+        Ok(None) => no_such_story(),
+        Err(error) => store_error(error),
+    }
+}
+
+fn no_such_story() -> Response {
+    (StatusCode::NOT_FOUND, "no such story\n").into_response()
+}
+
+fn store_error(error: crate::store::StoreError) -> Response {
+    tracing::error!(%error, "cannot read the store");
+    (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the store: {error}\n")).into_response()
+}
+
 async fn status_page(State(state): State<Arc<AppState>>) -> Response {
     match state.store.sources().await {
         Ok(rows) => {

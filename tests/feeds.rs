@@ -703,7 +703,15 @@ fn metrics_count_polls_responses_items_steps_and_rule_misses() {
     let metrics = loop {
         let got = get(&format!("{}/metrics", daemon.base), &[]);
         let body = text(&got);
-        if body.contains("feedmill_polls_total{source=\"m\"") {
+        // Known series are there at 0 from the start, before any poll ends.
+        for zero in [
+            "feedmill_polls_total{source=\"m\",outcome=\"error\"} 0",
+            "feedmill_items_total{source=\"m\",kind=\"filtered\"} 0",
+            "feedmill_http_responses_total{kind=\"feed\",class=\"5xx\"} 0",
+        ] {
+            assert!(body.contains(zero), "missing `{zero}` in:\n{body}");
+        }
+        if body.contains("feedmill_polls_total{source=\"m\",outcome=\"ok\"} 1") {
             assert!(got.headers["content-type"]
                 .to_str()
                 .unwrap()

@@ -6,7 +6,12 @@
 //!    feeds, with tracking parameters, as its AMP variant, or under the page's own
 //!    `<link rel="canonical">`, is one item.
 //! 3. The exact content fingerprint and 4. near-duplicate clusters ([`near`]): the same story
-//!    republished by another site. The store applies the layers in that order, in its writer.
+//!    republished by another site.
+//! 5. Language editions ([`Edition`]): a report whose page declares another report's canonical
+//!    link as its translation (or is declared by it) is the same story in another language.
+//!
+//! The store applies the layers in that order, in its writer; layers 3–5 gather reports into
+//! stories, each published once.
 
 pub mod index;
 pub mod near;
@@ -15,6 +20,14 @@ use url::Url;
 
 /// Query parameters that only track the reader and never change the page.
 pub const TRACKING_PARAMS: &[&str] = &["fbclid", "gclid", "yclid", "mc_cid", "mc_eid", "_ga", "igshid"];
+
+/// Another language edition of an item, as its page declares it: the edition's canonical link
+/// and, when declared, its language (normalized).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edition {
+    pub link: String,
+    pub language: Option<String>,
+}
 
 /// How links are made canonical: the built-in tracking parameters plus the user's own.
 #[derive(Debug, Clone, Default)]

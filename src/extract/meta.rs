@@ -11,6 +11,7 @@ use super::clean::decode_image_proxy;
 use super::static_selector;
 use super::structured::LdArticle;
 use crate::config::{CssSelector, SiteRuleConfig};
+use crate::language::normalize;
 
 /// What a page says about its article.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -24,7 +25,18 @@ pub struct Metadata {
     pub tags: Vec<String>,
     /// The lead image, absolute, with image-proxy URLs decoded.
     pub image: Option<String>,
-    /// The article's language (`uk`, `en-US`), from JSON-LD, `<html lang>` or `og:locale`.
+    /// The article's language, normalized ([`crate::language::normalize`]): JSON-LD `inLanguage`
+    /// (it describes the article itself), else `<html lang>`, else `og:locale`.
+    pub language: Option<String>,
+    /// The other language editions the page declares.
+    pub editions: Vec<Edition>,
+}
+
+/// Another language edition of the article, as the page declares it: `<link rel="alternate"
+/// hreflang="en" href>` in the head, or JSON-LD `workTranslation` / `translationOfWork`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edition {
+    pub url: Url,
     pub language: Option<String>,
 }
 
@@ -44,11 +56,40 @@ pub fn page_metadata(doc: &Html, url: &Url, ld: Option<&LdArticle>) -> Metadata 
         updated: ld.updated.clone().or(tags.updated),
         tags: or_tags(&ld.keywords, tags.tags),
         image: ld.image.as_deref().and_then(|i| absolute_image(i, url)).or(tags.image),
-        language: ld.language.clone().or(tags.language),
+        language: ld.language.as_deref().and_then(normalize).or(tags.language),
+        editions: editions(doc, url, &ld.translations),
     }
 }
 
 static HTML_LANG: LazyLock<Selector> = LazyLock::new(|| static_selector("html[lang]"));
+static HREFLANG: LazyLock<Selector> =
+    LazyLock::new(|| static_selector(r#"link[rel~="alternate" i][hreflang][href]"#));
+
+fn html_lang(doc: &Html) -> Option<String> {
+    doc.select(&HTML_LANG).find_map(|e| e.value().attr("lang").and_then(normalize))
+}
+
+/// The page's declared editions (hreflang links, then JSON-LD translations), absolute, each URL
+/// once, without the page itself.
+fn editions(doc: &Html, url: &Url, ld: &[(String, Option<String>)]) -> Vec<Edition> {
+    let declared = doc
+        .select(&HREFLANG)
+        .filter_map(|e| Some((e.value().attr("href")?, e.value().attr("hreflang"))))
+        .filter(|(_, lang)| lang.is_some_and(|l| normalize(l).is_some()))
+        .chain(ld.iter().map(|(href, lang)| (href.as_str(), lang.as_deref())));
+    let mut editions: Vec<Edition> = Vec::new();
+    for (href, language) in declared {
+        let Some(mut edition) = url.join(href.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
+        else {
+            continue;
+        };
+        edition.set_fragment(None);
+        if edition != *url && !editions.iter().any(|e| e.url == edition) {
+            editions.push(Edition { url: edition, language: language.and_then(normalize) });
+        }
+    }
+    editions
+}
 
 fn meta_tags(doc: &Html, url: &Url) -> Metadata {
     let mut meta = Metadata::default();
@@ -69,7 +110,9 @@ fn meta_tags(doc: &Html, url: &Url) -> Metadata {
                 meta.updated = value(&element)
             }
             "article:tag" => tags.extend(value(&element)),
-            "og:locale" if meta.language.is_none() => meta.language = value(&element),
+            "og:locale" if meta.language.is_none() => {
+                meta.language = value(&element).as_deref().and_then(normalize)
+            }
             "og:image" | "twitter:image" if meta.image.is_none() => meta.image = image(&element, url),
             _ => {}
         }
@@ -77,12 +120,8 @@ fn meta_tags(doc: &Html, url: &Url) -> Metadata {
     if meta.title.is_none() {
         meta.title = doc.select(&TITLE).find_map(|e| value(&e));
     }
-    if let Some(lang) = doc.select(&HTML_LANG).find_map(|e| e.value().attr("lang")) {
-        let lang = lang.trim();
-        if !lang.is_empty() {
-            meta.language = Some(lang.to_owned());
-        }
-    }
+    meta.language = html_lang(doc).or(meta.language);
+    meta.editions = editions(doc, url, &[]);
     meta.authors = unique(authors.into_iter());
     meta.tags = unique(tags.into_iter());
     meta
@@ -110,6 +149,7 @@ pub fn rule_metadata(doc: &Html, rule: &SiteRuleConfig, url: &Url, page: Metadat
         tags: if tags.is_empty() { page.tags } else { tags },
         image: first(&rule.lead_image, &|e| image(e, url)).or(page.image),
         language: page.language,
+        editions: page.editions,
     }
 }
 

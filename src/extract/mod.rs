@@ -109,9 +109,24 @@ impl Extractor {
 
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
+        let rule = self.rules.for_host(url.host_str().unwrap_or_default());
+        self.extract_parsed(parse(html, rule), url, rule)
+    }
+
+    /// Extracts a page whose address is not known (a saved file): its URL is its own canonical
+    /// link, else `fallback`. The page is parsed once, unless its canonical host has a site
+    /// rule (which reads the page as sent, navigation included).
+    pub fn extract_saved(&self, html: &str, fallback: &Url) -> (Url, Extraction) {
+        let doc = parse(html, None);
+        let url = canonical_of(&doc).unwrap_or_else(|| fallback.clone());
+        let rule = self.rules.for_host(url.host_str().unwrap_or_default());
+        let doc = if rule.is_some() { parse(html, rule) } else { doc };
+        let extraction = self.extract_parsed(doc, &url, rule);
+        (url, extraction)
+    }
+
+    fn extract_parsed(&self, mut doc: Html, url: &Url, rule: Option<&SiteRule>) -> Extraction {
         let host = url.host_str().unwrap_or_default();
-        let rule = self.rules.for_host(host);
-        let mut doc = Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH, rule.is_none()));
         // Lazy images take their real address (possibly from a <noscript> copy) before scripts,
         // styles and <noscript> go: they are never body text, and their raw text would count as
         // words when scoring.
@@ -172,6 +187,12 @@ impl Extractor {
             meta: meta::Metadata::default(),
         })
     }
+}
+
+/// The page as the steps read it: prepared ([`preparse::prepare`]; navigation dropped unless a
+/// site rule reads the page), then parsed.
+fn parse(html: &str, rule: Option<&SiteRule>) -> Html {
+    Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH, rule.is_none()))
 }
 
 /// An article from JSON-LD's `articleBody`: HTML when it carries markup, else one paragraph per
@@ -266,10 +287,6 @@ static CANONICAL: LazyLock<Selector> =
     LazyLock::new(|| static_selector(r#"link[rel="canonical"], meta[property="og:url"]"#));
 
 /// The page's own idea of its URL: `<link rel="canonical">`, else `og:url`.
-pub fn canonical_url(html: &str) -> Option<Url> {
-    canonical_of(&Html::parse_document(html))
-}
-
 fn canonical_of(doc: &Html) -> Option<Url> {
     doc.select(&CANONICAL).find_map(|e| {
         let value = e.value().attr("href").or_else(|| e.value().attr("content"))?;

@@ -24,6 +24,8 @@ pub struct LdArticle {
     pub keywords: Vec<String>,
     pub image: Option<String>,
     pub language: Option<String>,
+    /// Other language editions: `workTranslation` and `translationOfWork` (URL, language).
+    pub translations: Vec<(String, Option<String>)>,
     /// `articleBody`: plain text (HTML markup, when a site puts some in, is kept as sent).
     pub body: Option<String>,
 }
@@ -78,12 +80,33 @@ fn read_article(article: &Value) -> LdArticle {
         keywords: keywords(article.get("keywords")),
         image: image(article.get("image")),
         language: string(article.get("inLanguage")),
+        translations: ["workTranslation", "translationOfWork"]
+            .iter()
+            .flat_map(|key| translations(article.get(*key)))
+            .collect(),
         body: article
             .get("articleBody")
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|b| !b.is_empty())
             .map(str::to_owned),
+    }
+}
+
+/// Works named by URL: a string, an object with `url` (else `@id`) and `inLanguage`, or a list
+/// of those.
+fn translations(value: Option<&Value>) -> Vec<(String, Option<String>)> {
+    let one = |v: &Value| match v {
+        Value::String(_) => string(Some(v)).map(|url| (url, None)),
+        Value::Object(_) => string(v.get("url"))
+            .or_else(|| string(v.get("@id")))
+            .map(|url| (url, string(v.get("inLanguage")))),
+        _ => None,
+    };
+    match value {
+        Some(Value::Array(items)) => items.iter().filter_map(one).collect(),
+        Some(v) => one(v).into_iter().collect(),
+        None => Vec::new(),
     }
 }
 

@@ -60,7 +60,14 @@ pub fn node_text(node: NodeRef<'_, Node>) -> String {
 /// Walks the tree iteratively (`traverse`), so a deeply nested page cannot overflow the stack.
 fn write_text(node: NodeRef<'_, Node>, out: &mut String) {
     let (mut skip_depth, mut pre_depth) = (0usize, 0usize);
+    // A link just closed with nothing after it yet: a link that opens right there is another
+    // item (`<a>one</a><a>two</a>` reads "one two", not "onetwo").
+    let mut after_link = false;
+    let is_link = |n: &NodeRef<'_, Node>| matches!(n.value(), Node::Element(e) if e.name() == "a");
     for edge in node.traverse() {
+        if after_link && skip_depth == 0 && matches!(edge, Edge::Open(n) if is_link(&n)) {
+            out.push(' ');
+        }
         match edge {
             Edge::Open(n) => match n.value() {
                 Node::Element(e) if skip_depth > 0 || SKIPPED.contains(&e.name()) => skip_depth += 1,
@@ -88,6 +95,7 @@ fn write_text(node: NodeRef<'_, Node>, out: &mut String) {
                 _ => {}
             },
         }
+        after_link = matches!(edge, Edge::Close(n) if is_link(&n));
     }
 }
 
@@ -112,6 +120,12 @@ mod tests {
         let html =
             "<h2>Title</h2><p>One <b>bold</b>\n  word.</p><ul><li>a</li><li>b</li></ul>x<br>y<!-- -->z";
         assert_eq!(html_to_text(html), "Title\nOne bold word.\na\nb\nx\nyz");
+    }
+
+    #[test]
+    fn adjacent_links_are_separate_words() {
+        assert_eq!(html_to_text("<p><a href=/a>click</a><a href=/b>d</a></p>"), "click d");
+        assert_eq!(html_to_text("<p><a href=/a>Kyiv</a>'s <a>x</a> <a>y</a></p>"), "Kyiv's x y");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use quick_xml::Reader;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{tidy_line, FeedItem};
+use super::{plain_line, FeedItem};
 
 /// Most items read from one document.
 const MAX_ITEMS: usize = 10_000;
@@ -117,7 +117,7 @@ pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<Fe
                         items.push(finish_item(done, feed_url));
                     }
                 } else if let Some(done) = feed_title.take_if(|f| f.depth == depth) {
-                    title = Some(tidy_line(&done.text)).filter(|t| !t.is_empty());
+                    title = Some(plain_line(&done.text)).filter(|t| !t.is_empty());
                 }
                 depth = depth.checked_sub(1)?;
             }
@@ -200,11 +200,11 @@ fn finish_field(item: &mut RawItem, field: Field) {
         "encoded" | "content" | "body" => set(&mut item.content, text),
         "pubdate" | "date" | "published" | "issued" | "created" => set(&mut item.published, text),
         "updated" | "modified" | "lastmod" => set(&mut item.updated, text),
-        "author" | "creator" => set(&mut item.author, tidy_line(&text)),
+        "author" | "creator" => set(&mut item.author, plain_line(&text)),
         "category" | "subject" => {
             let name = field.term.filter(|t| !t.is_empty()).unwrap_or(text);
             if !name.is_empty() {
-                item.categories.push(tidy_line(&name));
+                item.categories.push(plain_line(&name));
             }
         }
         _ => {}
@@ -231,7 +231,7 @@ fn finish_item(raw: RawItem, feed_url: &Url) -> FeedItem {
     FeedItem {
         guid,
         link,
-        title: raw.title.as_deref().map(tidy_line).unwrap_or_default(),
+        title: raw.title.as_deref().map(plain_line).unwrap_or_default(),
         author: raw.author.filter(|a| !a.is_empty()),
         published: super::plausible(raw.published.as_deref().and_then(parse_date).or(updated)),
         updated: super::plausible(updated),
@@ -239,6 +239,7 @@ fn finish_item(raw: RawItem, feed_url: &Url) -> FeedItem {
         summary: raw.summary,
         content: raw.content,
         image: None,
+        language: None,
     }
 }
 
@@ -300,7 +301,7 @@ mod tests {
         let atom = r#"<feed xmlns="http://www.w3.org/2005/Atom"><entry>
             <title type="application/octet-stream">RXhhbXBsZSA8Yj5BdG9tPC9iPg==</title></entry></feed>"#;
         let (_, items) = read(atom, &url()).unwrap();
-        assert_eq!(items[0].title, "Example <b>Atom</b>");
+        assert_eq!(items[0].title, "Example Atom", "markup stripped: titles are plain text");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct FeedItem {
     pub content: Option<String>,
     /// An image enclosure or media thumbnail.
     pub image: Option<Url>,
+    /// The item's `xml:lang`, else the feed's (`<language>`, `xml:lang`), normalized.
+    pub language: Option<String>,
 }
 
 /// Parses a feed document (UTF-8) fetched from `url`: feed-rs first; when it rejects the document
@@ -86,8 +88,9 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
     };
     let ttl = feed.ttl.map(|minutes| Duration::from_secs(u64::from(minutes) * 60));
     let publisher_interval = ttl.max(syndication_interval(bytes));
-    let items = feed.entries.into_iter().map(|entry| item(entry, url)).collect();
-    Ok(ParsedFeed { title: feed.title.map(|t| tidy_line(&t.content)), items, publisher_interval })
+    let language = feed.language.as_deref().and_then(crate::language::normalize);
+    let items = feed.entries.into_iter().map(|entry| item(entry, url, language.as_deref())).collect();
+    Ok(ParsedFeed { title: feed.title.map(|t| plain_line(&t.content)), items, publisher_interval })
 }
 
 const ATOM_03: &[u8] = b"http://purl.org/atom/ns#";
@@ -192,7 +195,7 @@ fn syndication_interval(bytes: &[u8]) -> Option<Duration> {
     Some(Duration::from_secs(period / frequency))
 }
 
-fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
+fn item(entry: feed_rs::model::Entry, feed_url: &Url, feed_language: Option<&str>) -> FeedItem {
     let link = entry
         .links
         .iter()
@@ -203,7 +206,7 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
     let author = entry
         .authors
         .iter()
-        .filter_map(|p| p.name.as_deref().map(tidy_line).filter(|n| !n.is_empty()))
+        .filter_map(|p| p.name.as_deref().map(plain_line).filter(|n| !n.is_empty()))
         .collect::<Vec<_>>()
         .join(", ");
     let image = entry
@@ -219,7 +222,7 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
         .find(|u| matches!(u.scheme(), "http" | "https"));
     FeedItem {
         guid: entry.id.trim().to_owned(),
-        title: entry.title.map(|t| tidy_line(&t.content)).unwrap_or_default(),
+        title: entry.title.map(|t| plain_line(&t.content)).unwrap_or_default(),
         link,
         author: (!author.is_empty()).then_some(author),
         published: plausible(entry.published.or(entry.updated)),
@@ -227,12 +230,17 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url) -> FeedItem {
         categories: entry
             .categories
             .iter()
-            .map(|c| tidy_line(c.label.as_deref().unwrap_or(&c.term)))
+            .map(|c| plain_line(c.label.as_deref().unwrap_or(&c.term)))
             .filter(|c| !c.is_empty())
             .collect(),
         summary: entry.summary.map(|t| t.content.trim().to_owned()).filter(|s| !s.is_empty()),
         content: entry.content.and_then(|c| c.body).map(|b| b.trim().to_owned()).filter(|s| !s.is_empty()),
         image,
+        language: entry
+            .language
+            .as_deref()
+            .and_then(crate::language::normalize)
+            .or(feed_language.map(str::to_owned)),
     }
 }
 
@@ -242,8 +250,15 @@ fn plausible(date: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     date.filter(|d| *d <= Utc::now() + chrono::Duration::days(1))
 }
 
-/// One line of text: CDATA padding, line breaks and runs of spaces collapsed.
-fn tidy_line(text: &str) -> String {
+/// One line of plain text from a title, author name or category: markup stripped (RSS titles
+/// are often escaped HTML; a `<script>`'s content is no text) and entities decoded, once; CDATA
+/// padding, line breaks and runs of spaces collapsed.
+fn plain_line(text: &str) -> String {
+    let text = if text.contains(['<', '&']) {
+        std::borrow::Cow::Owned(crate::extract::text::html_to_text(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -320,6 +335,20 @@ mod tests {
         let rss = b"<rss version=\"2.0\"><channel><title>T</title><item><title>x</title><guid>1</guid>\
 <pubDate>Mon, 01 Jan 99999 00:00:00 +0000</pubDate></item></channel></rss>";
         assert_eq!(parse(rss, &url()).unwrap().items[0].published, None);
+    }
+
+    #[test]
+    fn titles_authors_and_categories_are_plain_text() {
+        let rss = br#"<rss version="2.0"><channel><title>T &amp;amp; Co</title><item><guid>1</guid>
+<title>&lt;script&gt;alert(1)&lt;/script&gt;News &lt;b&gt;today&lt;/b&gt; Tom &amp;amp; Jerry</title>
+<author>&lt;i&gt;Ann&lt;/i&gt;</author><category>&lt;b&gt;War&lt;/b&gt;</category></item></channel></rss>"#;
+        let feed = parse(rss, &url()).unwrap();
+        let item = &feed.items[0];
+        assert_eq!(item.title, "News today Tom & Jerry");
+        assert_eq!(item.author.as_deref(), Some("Ann"));
+        assert_eq!(item.categories, vec!["War"]);
+        assert_eq!(feed.title.as_deref(), Some("T & Co"));
+        assert_eq!(plain_line("5 < 6 and AT&T"), "5 < 6 and AT&T");
     }
 
     #[test]

@@ -41,7 +41,24 @@ fn render_entry(out: &mut String, entry: &EntryView) {
     element(out, 2, "id", &entry.id);
     let _ = writeln!(out, "    <title type=\"text\">{}</title>", escape(&entry.title));
     if let Some(href) = &entry.link {
-        link(out, 2, "alternate", Some("text/html"), href);
+        let hreflang =
+            entry.language.as_deref().map(|l| format!(" hreflang=\"{}\"", escape(l))).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    <link rel=\"alternate\" type=\"text/html\"{hreflang} href=\"{}\"/>",
+            escape(href)
+        );
+    }
+    // The story's other language editions: RFC 4287 allows several alternates that differ in
+    // hreflang.
+    for translation in &entry.translations {
+        let _ = writeln!(
+            out,
+            "    <link rel=\"alternate\" type=\"text/html\" hreflang=\"{}\" href=\"{}\" title=\"{}\"/>",
+            escape(&translation.language),
+            escape(&translation.link),
+            escape(&translation.title)
+        );
     }
     for related in &entry.related {
         if let Some(href) = &related.link {
@@ -129,6 +146,12 @@ mod tests {
             "<link rel=\"related\" type=\"text/html\" href=\"https://o.com/1\" title=\"Other &amp; Co\"/>"
         ));
         assert!(xml.contains("<updated>2025-07-02T07:06:40Z</updated>"));
+        assert!(xml.contains(
+            "<link rel=\"alternate\" type=\"text/html\" hreflang=\"uk\" href=\"https://e.com/a?x=1&amp;y=2\"/>"
+        ));
+        assert!(xml.contains(
+            "<link rel=\"alternate\" type=\"text/html\" hreflang=\"en\" href=\"https://e.com/en/a\" title=\"In English\"/>"
+        ));
         assert!(!xml.contains("rel=\"hub\""));
         let mut with_hub = channel();
         with_hub.hub = Some("https://hub.example/".into());

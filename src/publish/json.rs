@@ -30,6 +30,9 @@ fn item(entry: &EntryView) -> Value {
         item.insert("url".into(), json!(link));
     }
     item.insert("title".into(), json!(entry.title));
+    if let Some(language) = &entry.language {
+        item.insert("language".into(), json!(language));
+    }
     // JSON Feed requires content_html or content_text.
     match (&entry.content_html, &entry.summary) {
         (Some(html), _) => item.insert("content_html".into(), json!(html)),
@@ -50,13 +53,20 @@ fn item(entry: &EntryView) -> Value {
     }
     let related: Vec<Value> =
         entry.related.iter().map(|r| json!({"source": r.source_title, "url": r.link})).collect();
-    item.insert(
-        "_feedmill".into(),
-        json!({
-            "source": {"name": entry.source.name, "title": entry.source.title, "feed_url": entry.source.feed_url},
-            "related": related,
-        }),
-    );
+    let translations: Vec<Value> = entry
+        .translations
+        .iter()
+        .map(|t| json!({"language": t.language, "url": t.link, "title": t.title}))
+        .collect();
+    let mut extension = json!({
+        "source": {"name": entry.source.name, "title": entry.source.title, "feed_url": entry.source.feed_url},
+        "related": related,
+        "translations": translations,
+    });
+    if let (Some(story), Value::Object(map)) = (&entry.story_url, &mut extension) {
+        map.insert("story_url".into(), json!(story));
+    }
+    item.insert("_feedmill".into(), extension);
     Value::Object(item)
 }
 
@@ -78,5 +88,9 @@ mod tests {
         assert_eq!(item["authors"][0]["name"], "E News");
         assert_eq!(item["_feedmill"]["source"]["feed_url"], "https://e.com/rss");
         assert_eq!(item["_feedmill"]["related"][0]["url"], "https://o.com/1");
+        assert_eq!(item["language"], "uk");
+        assert_eq!(item["_feedmill"]["translations"][0]["url"], "https://e.com/en/a");
+        assert_eq!(item["_feedmill"]["translations"][0]["language"], "en");
+        assert_eq!(item["_feedmill"]["story_url"], "http://127.0.0.1:8080/stories/1");
     }
 }

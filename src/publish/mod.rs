@@ -1,16 +1,21 @@
 //! The publish stage: stored items → output feeds (Atom, RSS 2.0, JSON Feed).
 //!
-//! [`EntryView`] is the one shape every format renders from: ids, dates, attribution and the
-//! "Also reported by" line of a near-duplicate cluster are decided here once. [`Channel`] says
+//! [`EntryView`] is the one shape every format renders from: ids, dates, attribution, a story's
+//! "Also reported by" line and its other language editions are decided here once. An entry of
+//! the merged and per-tag feeds is a story: its id is the story's page (`/stories/{id}`; for
+//! stories from before stories had ids, `/items/{id}`, which leads there), whichever report is
+//! published. [`Channel`] says
 //! which feed is rendered (the merged one, one source's, one tag's) and where it lives.
 
 pub mod atom;
 pub mod json;
 pub mod rss;
+pub mod story;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use url::Url;
 
+use crate::language;
 use crate::store::{FeedScope, StoredItem};
 
 /// An output format.
@@ -130,6 +135,8 @@ pub struct EntryView {
     pub id: String,
     pub title: String,
     pub link: Option<String>,
+    /// The published report's language, when known.
+    pub language: Option<String>,
     pub published: Option<DateTime<Utc>>,
     pub updated: DateTime<Utc>,
     pub author: Option<String>,
@@ -140,6 +147,18 @@ pub struct EntryView {
     pub source: SourceView,
     /// The same story from other sources.
     pub related: Vec<RelatedView>,
+    /// The story's editions in other languages.
+    pub translations: Vec<TranslationView>,
+    /// The story's page, listing every report (entries of the merged and per-tag feeds).
+    pub story_url: Option<String>,
+}
+
+/// Another language edition of the story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationView {
+    pub language: String,
+    pub link: String,
+    pub title: String,
 }
 
 /// Where an entry came from.
@@ -167,19 +186,31 @@ impl EntryView {
             .into_iter()
             .map(|r| RelatedView { source_title: r.source_title, link: r.link })
             .collect();
-        let content_html = item.content_html.map(|html| match also_reported_by(&related) {
-            Some(line) => format!("{html}{line}"),
-            None => html,
-        });
+        let translations: Vec<TranslationView> = item
+            .translations
+            .into_iter()
+            .filter_map(|t| Some(TranslationView { language: t.language, link: t.link?, title: t.title }))
+            .collect();
+        let story_url = item.story.map(|story| format!("{public_url}stories/{}", story.id));
+        let id = match item.story {
+            Some(story) if !story.legacy => format!("{public_url}stories/{}", story.id),
+            Some(story) => format!("{public_url}items/{}", story.id),
+            None => format!("{public_url}items/{}", item.id),
+        };
+        let closing = [also_reported_by(&related, story_url.as_deref()), also_in(&translations)];
+        let content_html =
+            item.content_html.map(|html| closing.iter().flatten().fold(html, |html, line| html + line));
         EntryView {
-            id: format!("{}items/{}", public_url, item.id),
+            id,
             title: if item.title.is_empty() { "(untitled)".into() } else { item.title },
             link: item.link,
+            language: item.language,
             published,
             updated: item
                 .changed_at
                 .and_then(time)
                 .max(item.updated.and_then(time))
+                .max(item.story.and_then(|s| s.changed_at).and_then(time))
                 .or(published)
                 .unwrap_or(first_seen),
             author: item.author,
@@ -192,12 +223,15 @@ impl EntryView {
                 feed_url: item.source_url,
             },
             related,
+            translations,
+            story_url,
         }
     }
 }
 
-/// `<p>Also reported by: <a href=…>UNN</a>, Ukrinform</p>`, or nothing without related reports.
-fn also_reported_by(related: &[RelatedView]) -> Option<String> {
+/// `<p>Also reported by: <a href=…>UNN</a>, Ukrinform (<a href=…>all reports</a>)</p>`, or
+/// nothing without related reports.
+fn also_reported_by(related: &[RelatedView], story_url: Option<&str>) -> Option<String> {
     if related.is_empty() {
         return None;
     }
@@ -208,7 +242,28 @@ fn also_reported_by(related: &[RelatedView]) -> Option<String> {
             None => atom::escape(&r.source_title),
         })
         .collect();
-    Some(format!("<p>Also reported by: {}</p>", names.join(", ")))
+    let all = story_url
+        .map(|url| format!(" (<a href=\"{}\">all reports</a>)", atom::escape(url)))
+        .unwrap_or_default();
+    Some(format!("<p>Also reported by: {}{all}</p>", names.join(", ")))
+}
+
+/// `<p>Also in English: <a href=…>Title</a>; in Russian: <a href=…>Title</a></p>`, or nothing
+/// without other editions.
+fn also_in(translations: &[TranslationView]) -> Option<String> {
+    let editions: Vec<String> = translations
+        .iter()
+        .map(|t| {
+            format!(
+                "in {}: <a href=\"{}\" hreflang=\"{}\">{}</a>",
+                atom::escape(&language::name(&t.language)),
+                atom::escape(&t.link),
+                atom::escape(&t.language),
+                atom::escape(&t.title)
+            )
+        })
+        .collect();
+    (!editions.is_empty()).then(|| format!("<p>Also {}</p>", editions.join("; ")))
 }
 
 /// RFC 3339 in UTC with a `Z`, as Atom and JSON Feed want it.
@@ -246,6 +301,13 @@ pub(crate) mod tests {
                 source_title: "Other & Co".into(),
                 link: Some("https://o.com/1".into()),
             }],
+            language: Some("uk".into()),
+            translations: vec![TranslationView {
+                language: "en".into(),
+                link: "https://e.com/en/a".into(),
+                title: "In English".into(),
+            }],
+            story_url: Some("http://127.0.0.1:8080/stories/1".into()),
         }
     }
 
@@ -260,9 +322,30 @@ pub(crate) mod tests {
             RelatedView { source_title: "Blog <b>".into(), link: None },
         ];
         assert_eq!(
-            also_reported_by(&related).unwrap(),
+            also_reported_by(&related, None).unwrap(),
             "<p>Also reported by: <a href=\"https://unn.ua/a?x=1&amp;y=2\">UNN</a>, Blog &lt;b&gt;</p>"
         );
-        assert_eq!(also_reported_by(&[]), None);
+        assert!(also_reported_by(&related, Some("http://h/stories/3"))
+            .unwrap()
+            .ends_with(" (<a href=\"http://h/stories/3\">all reports</a>)</p>"));
+        assert_eq!(also_reported_by(&[], Some("http://h/stories/3")), None);
+    }
+
+    #[test]
+    fn also_in_names_each_language() {
+        let translations = vec![
+            TranslationView {
+                language: "en".into(),
+                link: "https://unn.ua/en/a".into(),
+                title: "A & B".into(),
+            },
+            TranslationView { language: "ru".into(), link: "https://unn.ua/ru/a".into(), title: "А".into() },
+        ];
+        assert_eq!(
+            also_in(&translations).unwrap(),
+            "<p>Also in English: <a href=\"https://unn.ua/en/a\" hreflang=\"en\">A &amp; B</a>; \
+             in Russian: <a href=\"https://unn.ua/ru/a\" hreflang=\"ru\">А</a></p>"
+        );
+        assert_eq!(also_in(&[]), None);
     }
 }

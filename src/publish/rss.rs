@@ -55,6 +55,15 @@ fn render_item(out: &mut String, entry: &EntryView) {
         element(out, "link", link);
     }
     let _ = writeln!(out, "    <guid isPermaLink=\"false\">{}</guid>", escape(&entry.id));
+    for translation in &entry.translations {
+        let _ = writeln!(
+            out,
+            "    <atom:link rel=\"alternate\" type=\"text/html\" hreflang=\"{}\" href=\"{}\" title=\"{}\"/>",
+            escape(&translation.language),
+            escape(&translation.link),
+            escape(&translation.title)
+        );
+    }
     element(out, "pubDate", &rfc2822(&entry.published.unwrap_or(entry.updated)));
     element(out, "dc:creator", entry.author.as_deref().unwrap_or(&entry.source.title));
     for category in &entry.categories {
@@ -100,6 +109,9 @@ mod tests {
         assert!(xml.contains("<content:encoded>&lt;p&gt;Body&lt;/p&gt;</content:encoded>"));
         assert!(xml.contains("<description>Lead.</description>"));
         assert!(xml.contains("<source url=\"https://e.com/rss\">E News</source>"));
+        assert!(xml.contains(
+            "<atom:link rel=\"alternate\" type=\"text/html\" hreflang=\"en\" href=\"https://e.com/en/a\" title=\"In English\"/>"
+        ));
         assert!(xml.contains(
             "<atom:link rel=\"self\" type=\"application/rss+xml\" href=\"http://127.0.0.1:8080/feed.rss\"/>"
         ));

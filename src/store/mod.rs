@@ -9,6 +9,7 @@
 //! lives in `/migrations`, applied in order at open and recorded in `user_version`.
 
 mod queries;
+mod stories;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use tokio::sync::oneshot;
 pub use queries::{
     Candidate, CommitCounts, FeedScope, PollState, PollSuccess, Related, SourceRow, StoredItem,
 };
+pub use stories::{Report, StoryLookup, StoryPage, StoryRef, Translation};
 
 /// The migrations, in order. Add new files at the end; never edit one that has shipped.
 const MIGRATIONS: &[M<'static>] = &[
@@ -30,6 +32,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0002_poll_pacing.sql")),
     M::up(include_str!("../../migrations/0003_dedup.sql")),
     M::up(include_str!("../../migrations/0004_retention.sql")),
+    M::up(include_str!("../../migrations/0005_stories.sql")),
 ];
 
 /// A store operation that failed.
@@ -72,19 +75,27 @@ const MAX_READERS: usize = 4;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
-/// How the store merges near-duplicates (from `[dedup]`).
-#[derive(Debug, Clone, Copy)]
+/// How the store gathers reports into stories (from `[dedup]`) and which one it publishes
+/// (`[feed] languages`).
+#[derive(Debug, Clone)]
 pub struct DedupParams {
     /// Seconds back a new item is compared with stored ones.
     pub window_secs: i64,
     /// Jaccard similarity from which two bodies are one story.
     pub threshold: f64,
+    /// Preferred languages, in order: among reports of equal priority, one in an earlier
+    /// language is published.
+    pub languages: Arc<[String]>,
 }
 
 impl Default for DedupParams {
     fn default() -> Self {
         let config = crate::config::DedupConfig::default();
-        DedupParams { window_secs: config.window.as_secs() as i64, threshold: config.threshold }
+        DedupParams {
+            window_secs: config.window.as_secs() as i64,
+            threshold: config.threshold,
+            languages: Arc::from([]),
+        }
     }
 }
 
@@ -153,7 +164,7 @@ impl Store {
         })
     }
 
-    /// The same store, merging near-duplicates with `params`.
+    /// The same store, gathering and publishing stories with `params`.
     pub fn with_dedup(mut self, params: DedupParams) -> Store {
         self.dedup = params;
         self

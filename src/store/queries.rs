@@ -6,10 +6,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use std::sync::Arc;
 
+use super::stories::{self, StoryRef, Translation};
 use super::{DedupParams, Store, StoreError};
 use crate::config::Source;
 use crate::dedup::index::BandIndex;
 use crate::dedup::near;
+use crate::dedup::Edition;
 use crate::fetch::Validators;
 
 /// An item a poll wants stored: new to this source (by GUID).
@@ -27,7 +29,10 @@ pub struct Candidate {
     pub content_html: Option<String>,
     pub content_text: Option<String>,
     pub extracted_by: String,
+    /// Normalized ([`crate::language::normalize`]): the page's, else the feed's.
     pub language: Option<String>,
+    /// The other language editions its page declares (canonical links, never its own).
+    pub editions: Vec<Edition>,
     /// Failed its source's filter: stored so it is not fetched again, never published.
     pub hidden: bool,
     /// The body's fingerprint and LSH bands ([`near::Signature::of`] of `content_text`),
@@ -163,8 +168,14 @@ pub struct StoredItem {
     pub source_name: String,
     pub source_title: Option<String>,
     pub source_url: String,
-    /// Other sources' reports of the same story.
+    pub language: Option<String>,
+    /// The story this item stands for, in the feeds that show each story once (`None` in a
+    /// source's own feed, where every item is an entry of its own).
+    pub story: Option<StoryRef>,
+    /// Other sources' reports of the same story, in its language.
     pub related: Vec<Related>,
+    /// The story's editions in other languages.
+    pub translations: Vec<Translation>,
 }
 
 impl StoredItem {
@@ -182,31 +193,39 @@ pub struct Related {
     pub link: Option<String>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
 impl Store {
-    /// Makes sure every configured source has a row (updating its URL) and returns name → id.
-    /// Sources no longer configured keep their rows and items.
+    /// Makes sure every configured source has a row (updating its URL and priority) and returns
+    /// name → id. Sources no longer configured keep their rows and items. Every story's
+    /// published report is chosen again, as priorities or preferred languages may have changed.
     pub async fn sync_sources(&self, sources: &[Source]) -> Result<HashMap<String, i64>, StoreError> {
         let sources: Vec<(String, String, i64)> =
             sources.iter().map(|s| (s.name.clone(), s.url.to_string(), s.priority)).collect();
-        self.write(move |conn| {
-            let mut ids = HashMap::new();
-            for (name, url, priority) in sources {
-                let id: i64 = conn.query_row(
-                    "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
+        let languages = Arc::clone(&self.dedup.languages);
+        let (ids, changed) = self
+            .write(move |conn| {
+                let mut ids = HashMap::new();
+                for (name, url, priority) in sources {
+                    let id: i64 = conn.query_row(
+                        "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
                      ON CONFLICT(name) DO UPDATE SET url = excluded.url, priority = excluded.priority
                      RETURNING id",
-                    params![name, url, priority],
-                    |row| row.get(0),
-                )?;
-                ids.insert(name, id);
-            }
-            Ok(ids)
-        })
-        .await
+                        params![name, url, priority],
+                        |row| row.get(0),
+                    )?;
+                    ids.insert(name, id);
+                }
+                Ok((ids, stories::publish_best_everywhere(conn, &languages)?))
+            })
+            .await?;
+        if changed > 0 {
+            tracing::info!(stories = changed, "published reports chosen again after a configuration change");
+            self.items_changed();
+        }
+        Ok(ids)
     }
 
     /// What the previous polls of every source left — validators, body hash, pacing, moves — by
@@ -280,7 +299,7 @@ impl Store {
         candidates: Vec<Candidate>,
         success: PollSuccess,
     ) -> Result<CommitCounts, StoreError> {
-        let dedup = self.dedup;
+        let dedup = self.dedup.clone();
         let near_index = Arc::clone(&self.near_index);
         let counts = self
             .write(move |conn| {
@@ -353,8 +372,9 @@ impl Store {
     ) -> Result<Option<Vec<StoredItem>>, StoreError> {
         self.read(move |conn| {
             const COLUMNS: &str = "i.id, i.link, i.title, i.author, i.published, i.updated, i.first_seen,
-                i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url, i.content_text
-                FROM items i JOIN sources s ON s.id = i.source_id";
+                i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url, i.content_text,
+                i.language, i.story_id, st.legacy, st.changed_at, i.duplicate_of IS NULL, i.source_id
+                FROM items i JOIN sources s ON s.id = i.source_id LEFT JOIN stories st ON st.id = i.story_id";
             const NEWEST: &str = "AND (?3 IS NULL OR (COALESCE(i.published, i.first_seen), i.id) < (?3, ?4))
                 ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
             let (sql, key) = match &scope {
@@ -383,6 +403,7 @@ impl Store {
                     Some(rusqlite::types::Value::Text(tag.clone())),
                 ),
             };
+            let by_story = !matches!(scope, FeedScope::Source(_));
             let mut query = conn.prepare_cached(&sql)?;
             let (before_time, before_id) = (before.map(|b| b.0), before.map(|b| b.1));
             let rows = query.query_map(params![key, limit as i64, before_time, before_id], |row| {
@@ -403,16 +424,27 @@ impl Store {
                         source_title: row.get(12)?,
                         source_url: row.get(13)?,
                         content_text: row.get(14)?,
+                        language: row.get(15)?,
+                        story: None,
                         related: Vec::new(),
+                        translations: Vec::new(),
                     },
                     row.get::<_, String>(7)?,
+                    (row.get::<_, Option<i64>>(16)?, row.get::<_, Option<bool>>(17)?, row.get(18)?),
+                    (row.get::<_, bool>(19)?, row.get::<_, i64>(20)?),
                 ))
             })?;
             let mut items = Vec::new();
             for row in rows {
-                let (mut item, categories) = row?;
+                let (mut item, categories, (story_id, legacy, changed_at), (published, source_id)) = row?;
                 item.categories = serde_json::from_str(&categories)?;
-                item.related = related(conn, item.id)?;
+                if let (Some(id), true) = (story_id, published) {
+                    (item.related, item.translations) =
+                        stories::others(conn, id, item.id, source_id, item.language.as_deref())?;
+                    if by_story {
+                        item.story = Some(StoryRef { id, legacy: legacy.unwrap_or(false), changed_at });
+                    }
+                }
                 items.push(item);
             }
             Ok(Some(items))
@@ -445,7 +477,11 @@ impl Store {
                 )?;
                 conn.execute_batch(
                     "INSERT OR IGNORE INTO temp.expired
-                         SELECT id FROM items WHERE duplicate_of IN (SELECT id FROM temp.expired);",
+                         SELECT id FROM items WHERE duplicate_of IN (SELECT id FROM temp.expired);
+                     CREATE TEMP TABLE IF NOT EXISTS expired_stories (id INTEGER PRIMARY KEY);
+                     DELETE FROM temp.expired_stories;
+                     INSERT OR IGNORE INTO temp.expired_stories
+                         SELECT story_id FROM items WHERE id IN (SELECT id FROM temp.expired) AND story_id IS NOT NULL;",
                 )?;
                 let stamp = now();
                 conn.execute(
@@ -462,10 +498,17 @@ impl Store {
                 conn.execute_batch(
                     "DELETE FROM item_guids WHERE item_id IN (SELECT id FROM temp.expired);
                      DELETE FROM item_tags WHERE item_id IN (SELECT id FROM temp.expired);
+                     DELETE FROM item_alternates WHERE item_id IN (SELECT id FROM temp.expired);
                      UPDATE items SET duplicate_of = NULL WHERE duplicate_of IN (SELECT id FROM temp.expired);",
                 )?;
                 let removed = conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.expired)", [])?;
-                conn.execute_batch("DELETE FROM temp.expired; PRAGMA incremental_vacuum;")?;
+                // A story goes with its last report, and so do the ids of stories joined to it.
+                conn.execute_batch(
+                    "DELETE FROM stories WHERE merged_into IN (SELECT id FROM temp.expired_stories)
+                         OR (id IN (SELECT id FROM temp.expired_stories)
+                             AND NOT EXISTS (SELECT 1 FROM items WHERE story_id = stories.id));
+                     DELETE FROM temp.expired; DELETE FROM temp.expired_stories; PRAGMA incremental_vacuum;",
+                )?;
                 Ok(removed)
             })
             .await?;
@@ -642,53 +685,55 @@ fn store_candidate(
     if c.hidden {
         // Kept out of the link and content layers, so it never swallows a visible report.
         let hidden = Candidate { canonical_link: None, signature: None, ..c.clone() };
-        let item_id = insert_item(conn, source_id, &hidden, None)?;
+        let item_id = insert_item(conn, source_id, &hidden, c.language.clone(), None, None)?;
         remember_guid(conn, source_id, c, item_id)?;
         return Ok(Outcome::Filtered);
     }
     let since = now() - dedup.window_secs;
-    let cluster = match &c.signature {
+    let body_story = match &c.signature {
         Some(signature) => {
             let same_body: Option<i64> = conn
                 .prepare_cached(
-                    "SELECT COALESCE(duplicate_of, id) FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 LIMIT 1",
+                    "SELECT story_id FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL LIMIT 1",
                 )?
                 .query_row(params![signature.fingerprint, since], |row| row.get(0))
                 .optional()?;
             match same_body {
-                Some(entry) => Some(entry),
+                Some(story) => Some(story),
                 None => nearest(conn, c, index.candidates(&signature.bands), since, dedup.threshold)?,
             }
         }
         None => None,
     };
-    let item_id = insert_item(conn, source_id, c, cluster)?;
+    let story = stories::gather(conn, c, body_story, since)?;
+    let (story_id, published) = match story {
+        Some(story) => (story, stories::published_of(conn, story)?),
+        None => (stories::create(conn)?, None),
+    };
+    let language = match &c.language {
+        Some(language) => Some(language.clone()),
+        None => stories::declared_language(conn, c.canonical_link.as_deref())?,
+    };
+    let item_id = insert_item(conn, source_id, c, language, Some(story_id), published)?;
+    stories::remember_editions(conn, item_id, c)?;
     crate::metrics::metrics().extraction_step(&c.extracted_by);
     if let Some(signature) = &c.signature {
         index.insert(item_id, now(), signature.bands);
     }
     remember_guid(conn, source_id, c, item_id)?;
-    let Some(entry) = cluster else { return Ok(Outcome::New) };
-    // A source with a higher priority takes over the cluster's published entry.
-    let (entry_priority, own_priority): (i64, i64) = conn.query_row(
-        "SELECT (SELECT priority FROM sources WHERE id = i.source_id), (SELECT priority FROM sources WHERE id = ?2)
-         FROM items i WHERE i.id = ?1",
-        params![entry, source_id],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
-    if own_priority > entry_priority {
-        conn.execute(
-            "UPDATE items SET duplicate_of = ?1 WHERE id = ?2 OR duplicate_of = ?2",
-            params![item_id, entry],
-        )?;
-        conn.execute("UPDATE items SET duplicate_of = NULL WHERE id = ?1", [item_id])?;
+    if story.is_none() {
+        return Ok(Outcome::New);
+    }
+    // The better report of the story (priority, language, earliest published) takes over its
+    // entry, which keeps its id.
+    if stories::publish_best(conn, story_id, &dedup.languages)? == Some(item_id) {
         return Ok(Outcome::New);
     }
     Ok(Outcome::Merged)
 }
 
-/// The published entry of the most similar of the `candidates` (items sharing an LSH band,
-/// from the index) whose similarity reaches `threshold`, among those first seen since `since`.
+/// The story of the most similar of the `candidates` (items sharing an LSH band, from the
+/// index) whose similarity reaches `threshold`, among those first seen since `since`.
 fn nearest(
     conn: &Connection,
     c: &Candidate,
@@ -700,20 +745,20 @@ fn nearest(
         return Ok(None);
     }
     let mut query = conn.prepare_cached(
-        "SELECT COALESCE(duplicate_of, id), content_text FROM items WHERE id = ?1 AND first_seen >= ?2 AND NOT hidden",
+        "SELECT story_id, content_text FROM items WHERE id = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL",
     )?;
     let own = near::shingles(c.content_text.as_deref().unwrap_or_default());
     let mut best: Option<(f64, i64)> = None;
     for id in candidates {
         let row: Option<(i64, Option<String>)> =
             query.query_row(params![id, since], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-        let Some((entry, text)) = row else { continue };
+        let Some((story, text)) = row else { continue };
         let score = near::similarity(&own, &near::shingles(text.as_deref().unwrap_or_default()));
         if score >= threshold && best.is_none_or(|(s, _)| score > s) {
-            best = Some((score, entry));
+            best = Some((score, story));
         }
     }
-    Ok(best.map(|(_, entry)| entry))
+    Ok(best.map(|(_, story)| story))
 }
 
 /// A successful poll's source state (one statement, so it needs no savepoint of its own).
@@ -773,6 +818,8 @@ fn insert_item(
     conn: &Connection,
     source_id: i64,
     c: &Candidate,
+    language: Option<String>,
+    story_id: Option<i64>,
     duplicate_of: Option<i64>,
 ) -> Result<i64, StoreError> {
     // A plain INSERT and last_insert_rowid(): `RETURNING` would make SQLite open and close a
@@ -780,8 +827,8 @@ fn insert_item(
     conn.prepare_cached(
         "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
             categories, summary, content_html, content_text, extracted_by, first_seen,
-            fingerprint, bands, duplicate_of, language, hidden)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            fingerprint, bands, duplicate_of, language, hidden, story_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         source_id,
@@ -800,8 +847,9 @@ fn insert_item(
         c.signature.as_ref().map(|s| s.fingerprint),
         c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
         duplicate_of,
-        c.language,
+        language,
         c.hidden,
+        story_id,
     ])?;
     let id = conn.last_insert_rowid();
     insert_tags(conn, id, &c.categories)?;
@@ -852,25 +900,6 @@ fn remember_guid(conn: &Connection, source_id: i64, c: &Candidate, item_id: i64)
     Ok(())
 }
 
-/// The other sources' reports merged into an entry: one per source, first seen first.
-fn related(conn: &Connection, entry: i64) -> Result<Vec<Related>, StoreError> {
-    let mut query = conn.prepare_cached(
-        "SELECT COALESCE(s.title, s.name), i.link FROM items i JOIN sources s ON s.id = i.source_id
-         WHERE i.duplicate_of = ?1 AND i.source_id != (SELECT source_id FROM items WHERE id = ?1)
-         ORDER BY i.first_seen, i.id",
-    )?;
-    let rows =
-        query.query_map([entry], |row| Ok(Related { source_title: row.get(0)?, link: row.get(1)? }))?;
-    let mut related: Vec<Related> = Vec::new();
-    for row in rows {
-        let row = row?;
-        if !related.iter().any(|r| r.source_title == row.source_title) {
-            related.push(row);
-        }
-    }
-    Ok(related)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -903,6 +932,7 @@ mod tests {
             content_text: Some("x".into()),
             extracted_by: "feed".into(),
             language: None,
+            editions: vec![],
             hidden: false,
             signature: None,
             feed_hash: format!("h-{guid}"),
