@@ -3,7 +3,7 @@
 -- another language edition of one of its reports.
 
 CREATE TABLE stories (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a reader that saw an id must never see it again for another story
     legacy      INTEGER NOT NULL DEFAULT 0,  -- 1: its entry id was handed out as /items/{id} before stories existed
     changed_at  INTEGER,                     -- when another of its reports became the published one
     merged_into INTEGER                      -- joined to this (older) story: its id leads there

@@ -379,6 +379,9 @@ fn output_never_carries_active_content_whatever_the_sources_sent() {
         <media:content url=\"data:image/svg+xml;base64,PHN2Zz4=\" medium=\"image\"/></item>\
         <item><title>Data link</title><link>data:text/html;base64,PHNjcmlwdD4=</link><guid>e2</guid>\
         <description>Plain text that is long enough to be a body of some kind, with words.</description></item>\
+        <item><title>&lt;script&gt;alert(1)&lt;/script&gt;News &amp;amp; more &lt;b&gt;bold&lt;/b&gt;</title>\
+        <link>http://evil.example/markup-title</link><guid>e3</guid><author>&lt;i&gt;Ann&lt;/i&gt;</author>\
+        <category>&lt;b&gt;War&lt;/b&gt;</category><description>A story whose title came as markup.</description></item>\
         </channel></rss>";
     let fixture = Fixture::default();
     fixture.add("evil.example/rss", 200, "application/rss+xml", hostile.as_bytes().to_vec());
@@ -391,11 +394,18 @@ fn output_never_carries_active_content_whatever_the_sources_sent() {
         served_at(port),
         fixture.proxy_url()
     ));
-    assert!(poll(&work, &config, None).contains("evil: HTTP 200, 2 new"));
+    assert!(poll(&work, &config, None).contains("evil: HTTP 200, 3 new"));
     let daemon = Daemon::start(&config, port);
     for path in ["feed.atom", "feed.rss", "feed.json", "sources/evil/feed.atom"] {
         let body = text(&get(&format!("{}/{path}", daemon.base), &[]));
         assert!(body.contains("Styled") && body.contains("Data link"), "{path}: the items are there");
+        // Titles, authors and categories are plain text: markup stripped, entities decoded once.
+        let title = if path.ends_with("json") { "News & more bold" } else { "News &amp; more bold" };
+        assert!(body.contains(title), "{path}: the markup title as text: {body}");
+        assert!(
+            !body.contains("&amp;amp;") && !body.contains("<b>War") && !body.contains("&lt;b&gt;"),
+            "{path}"
+        );
         let lower = body.to_lowercase();
         for bad in [
             "alert(",

@@ -196,6 +196,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn editions_from_hreflang_and_json_ld_and_the_language() {
+        let html = r#"<html lang="uk_UA"><head>
+            <link rel="alternate" hreflang="uk" href="/news/a">
+            <link rel="alternate" hreflang="en" href="/en/news/a#top">
+            <link rel="alternate" hreflang="x-default" href="/">
+            <link rel="alternate" type="application/rss+xml" href="/rss">
+            <meta property="og:locale" content="ru_RU">
+            <script type="application/ld+json">{"@type":"NewsArticle","headline":"H",
+              "workTranslation":[{"@type":"NewsArticle","url":"https://unn.ua/ru/news/a","inLanguage":"ru"},
+                                 {"@id":"https://unn.ua/en/news/a"}]}</script></head><body></body></html>"#;
+        let doc = Html::parse_document(html);
+        let url = Url::parse("https://unn.ua/news/a").unwrap();
+        let ld = crate::extract::structured::ld_article(&doc);
+        let meta = page_metadata(&doc, &url, ld.as_ref());
+        assert_eq!(meta.language.as_deref(), Some("uk-ua"), "<html lang> before og:locale");
+        let editions: Vec<(&str, Option<&str>)> =
+            meta.editions.iter().map(|e| (e.url.as_str(), e.language.as_deref())).collect();
+        assert_eq!(
+            editions,
+            [("https://unn.ua/en/news/a", Some("en")), ("https://unn.ua/ru/news/a", Some("ru"))],
+            "absolute, without the page itself, x-default, feeds or repeats"
+        );
+    }
+
+    #[test]
     fn meta_tags_and_rule_selectors() {
         let doc = Html::parse_document(
             r#"<html><head><meta property="og:title" content="OG title"><meta name="author" content="Ann Lee">

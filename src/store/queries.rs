@@ -904,6 +904,7 @@ fn remember_guid(conn: &Connection, source_id: i64, c: &Candidate, item_id: i64)
 mod tests {
     use super::*;
     use crate::config::Schedule;
+    use crate::store::StoryLookup;
 
     fn source(name: &str) -> Source {
         Source {
@@ -1132,6 +1133,85 @@ mod tests {
         assert_eq!((a.error_count, a.last_status), (0, Some(304)));
         let state = store.poll_states().await.unwrap().remove(&ids["a"]).unwrap();
         assert_eq!((state.validators.etag.as_deref(), state.not_before), (Some("\"e1\""), None));
+    }
+
+    #[tokio::test]
+    async fn editions_join_one_story_transitively_in_any_order() {
+        let (_dir, store, ids) = store().await;
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        let edition = |guid: &str, lang: &str, declares: &[&str]| Candidate {
+            language: Some(lang.into()),
+            editions: declares.iter().map(|l| Edition { link: (*l).into(), language: None }).collect(),
+            ..candidate(guid, &format!("https://e.com/{lang}/a"), 10)
+        };
+        // uk and ru arrive first, unrelated; en declares uk and is declared by ru: all one story.
+        store.commit_poll(ids["a"], vec![edition("uk", "uk", &[])], ok.clone()).await.unwrap();
+        store
+            .commit_poll(ids["a"], vec![edition("ru", "ru", &["https://e.com/en/a"])], ok.clone())
+            .await
+            .unwrap();
+        assert_eq!(store.entries(FeedScope::All, 10, None).await.unwrap().unwrap().len(), 2);
+        let counts = store
+            .commit_poll(ids["b"], vec![edition("en", "en", &["https://e.com/uk/a"])], ok)
+            .await
+            .unwrap();
+        assert_eq!(counts.merged, 1);
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
+        assert_eq!(entries.len(), 1, "one story: {entries:?}");
+        let entry = &entries[0];
+        let mut languages: Vec<&str> = entry.translations.iter().map(|t| t.language.as_str()).collect();
+        languages.push(entry.language.as_deref().unwrap());
+        languages.sort();
+        assert_eq!(languages, ["en", "ru", "uk"]);
+        assert!(entry.related.is_empty(), "editions are not 'also reported by'");
+        // The younger story's id leads to the one they joined.
+        let story = entry.story.unwrap().id;
+        let joined = store.story(story + 1).await.unwrap();
+        assert!(matches!(joined, Some(StoryLookup::JoinedInto(id)) if id == story), "{joined:?}");
+    }
+
+    #[tokio::test]
+    async fn stories_from_before_story_ids_keep_their_entry_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // A database as the previous release left it: a cluster of two (item 2 published,
+            // item 1 merged into it) and a hidden item.
+            let mut conn = Connection::open(&path).unwrap();
+            rusqlite_migration::Migrations::from_slice(&super::super::MIGRATIONS[..4])
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO sources (id, name, url) VALUES (1, 'a', 'https://a/'), (2, 'b', 'https://b/');
+                 INSERT INTO items (id, source_id, canonical_link, link, title, extracted_by, first_seen, duplicate_of, hidden)
+                 VALUES (1, 1, 'https://a/1', 'https://a/1', 'A', 'feed', 100, 2, 0),
+                        (2, 2, 'https://b/1', 'https://b/1', 'B', 'feed', 50, NULL, 0),
+                        (3, 1, NULL, 'https://a/3', 'hidden', 'feed', 100, NULL, 1);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].story, Some(StoryRef { id: 2, legacy: true, changed_at: None }));
+        assert_eq!(entries[0].related.len(), 1, "the merged report is still named");
+        assert_eq!(store.story_of_item(1).await.unwrap(), Some(2));
+        assert_eq!(store.story_of_item(3).await.unwrap(), None, "hidden items have no story");
+        // A new story's id never takes an id already handed out, even once retention removed it.
+        let ids = store.sync_sources(&[source("a")]).await.unwrap();
+        let ok = PollSuccess { status: 200, ..Default::default() };
+        store.commit_poll(ids["a"], vec![candidate("n", "https://a/new", 10)], ok).await.unwrap();
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
+        let new = entries.iter().find(|e| e.title == "title n").unwrap().story.unwrap();
+        assert!(new.id > 2 && !new.legacy, "{new:?}");
+        store.write(|c| Ok(c.execute("UPDATE items SET first_seen = 0", []).map(|_| ())?)).await.unwrap();
+        assert_eq!(store.apply_retention(1, 0).await.unwrap().removed, 4);
+        store
+            .commit_poll(ids["a"], vec![candidate("m", "https://a/m", 10)], PollSuccess::default())
+            .await
+            .unwrap();
+        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
+        assert!(entries[0].story.unwrap().id > new.id, "ids are never reused");
     }
 
     #[tokio::test]
