@@ -4,7 +4,9 @@
 //! (a venv with `pip install trafilatura`), trafilatura extracts the same pages in the same run.
 //!
 //! Pages are decompressed into memory first; only extraction is timed, on one thread, over
-//! several rounds. Peak memory per page is the peak RSS of a `feedmill extract` process run on
+//! several rounds. The `feedmill extract` command is timed on the same files (one process, each
+//! page read, decompressed, decoded, extracted and written out), to compare with the in-process
+//! rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
 //! that page alone (GNU time), reported as median and maximum.
 
 use std::io::Read;
@@ -63,6 +65,24 @@ fn main() {
     let megabytes: f64 = pages.iter().map(|(_, h)| h.len() as f64).sum::<f64>() / 1e6;
     println!("extract_speed: {} pages ({megabytes:.1} MB of HTML), {ROUNDS} rounds, one thread", pages.len());
     println!("  feedmill: {feedmill_rate:.0} pages/s");
+
+    // The CLI on the same files: its rate should stay close to the in-process one.
+    let out = std::env::temp_dir().join(format!("feedmill-extract-speed-{}", std::process::id()));
+    let started = Instant::now();
+    let cli = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+        .args(["extract", "--out-dir"])
+        .arg(&out)
+        .args(pages.iter().map(|(path, _)| path))
+        .output();
+    let cli_elapsed = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    match cli {
+        Ok(output) if output.status.code().is_some() => {
+            let rate = pages.len() as f64 / cli_elapsed;
+            println!("  feedmill extract (CLI): {rate:.0} pages/s, {:.0} % of the in-process rate", rate / feedmill_rate * 100.0)
+        }
+        _ => println!("  feedmill extract (CLI): did not run"),
+    }
 
     let trafilatura_rate = std::env::var("TRAFILATURA_PYTHON").ok().and_then(|python| {
         let dir = pages[0].0.parent()?.to_owned();

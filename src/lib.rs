@@ -10,10 +10,14 @@
 //! - [`fetch`]: HTTP for feeds and pages: deadlines, size caps, conditional GET, SSRF guard.
 //! - [`feed`]: feed bytes → items (feed-rs; a lenient quick-xml reader for what it cannot read).
 //! - [`extract`]: article page → clean body (site rules, generic extractor, sanitizer).
-//! - [`dedup`]: what makes two items the same article.
-//! - [`store`]: SQLite through one writer thread.
-//! - [`publish`]: stored items → the Atom feed.
+//! - [`dedup`]: what makes two items the same article, or the same story.
+//! - [`store`]: SQLite through one writer thread; reports gathered into stories and the best one
+//!   published.
+//! - [`publish`]: stored items → Atom, RSS 2.0, JSON Feed and story pages.
 //! - [`server`]: HTTP endpoints.
+//!
+//! Beside the stages: [`filter`] (include/exclude patterns), [`language`] (language tags),
+//! [`metrics`], [`status`] (the status page), [`opml`], [`websub`], [`systemd`].
 //!
 //! [`daemon`] wires them together for `feedmill run` and `feedmill poll`; [`shutdown`] carries the
 //! stop signal to every task.
