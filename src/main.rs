@@ -401,14 +401,13 @@ async fn extract_one(
         (decode_html(&bytes, None), page_url, url.is_none())
     };
     let extractor = Arc::clone(extractor);
-    Ok(tokio::task::spawn_blocking(move || match saved {
+    Ok(tokio::task::block_in_place(move || match saved {
         true => extractor.extract_saved(&html, &page_url),
         false => {
             let extraction = extractor.extract(&html, &page_url);
             (page_url, extraction)
         }
-    })
-    .await?)
+    }))
 }
 
 /// A file's bytes, gunzipped when it ends in `.gz`.

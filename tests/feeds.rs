@@ -339,21 +339,8 @@ fn python(script: &str, args: &[&str], stdin: &str) -> Option<String> {
 /// newsboat, headless, subscribes to the Atom and the RSS feed (one cache each: newsboat keeps
 /// one item per GUID, and both formats share their entry ids): every entry lands in its cache.
 fn check_with_newsboat(base: &str, work: &Workspace, expected: &[(String, String)]) {
-    if Command::new("newsboat").arg("--version").output().is_err() {
-        eprintln!("skipped: newsboat is not installed (apt-get install newsboat)");
-        return;
-    }
     for feed in ["feed.atom", "feed.rss"] {
-        let urls = work.path(&format!("newsboat-{feed}.urls"));
-        std::fs::write(&urls, format!("{base}/{feed}\n")).unwrap();
-        let cache = work.path(&format!("newsboat-{feed}.db"));
-        let output = Command::new("newsboat")
-            .args(["-u", urls.to_str().unwrap(), "-c", cache.to_str().unwrap(), "-x", "reload"])
-            .env("HOME", work.path(""))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "newsboat: {}", String::from_utf8_lossy(&output.stderr));
-        let db = rusqlite::Connection::open(&cache).unwrap();
+        let Some(db) = common::newsboat_reload(base, work, feed) else { return };
         let mut query =
             db.prepare("SELECT title, url FROM rss_item WHERE feedurl = ?1 ORDER BY title, url").unwrap();
         let got: Vec<(String, String)> = query

@@ -69,20 +69,7 @@ fn wait_for_link(base: &str, link: &str) -> (String, String, String) {
 
 /// What newsboat's cache holds after a reload of `feed`: (guid, url) of every item.
 fn newsboat(base: &str, work: &Workspace, feed: &str) -> Option<Vec<(String, String)>> {
-    if Command::new("newsboat").arg("--version").output().is_err() {
-        eprintln!("skipped: newsboat is not installed (apt-get install newsboat)");
-        return None;
-    }
-    let urls = work.path(&format!("newsboat-{feed}.urls"));
-    std::fs::write(&urls, format!("{base}/{feed}\n")).unwrap();
-    let cache = work.path(&format!("newsboat-{feed}.db"));
-    let output = Command::new("newsboat")
-        .args(["-u", urls.to_str().unwrap(), "-c", cache.to_str().unwrap(), "-x", "reload"])
-        .env("HOME", work.path(""))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "newsboat: {}", String::from_utf8_lossy(&output.stderr));
-    let db = rusqlite::Connection::open(&cache).unwrap();
+    let db = common::newsboat_reload(base, work, feed)?;
     let mut query = db.prepare("SELECT guid, url FROM rss_item ORDER BY guid").unwrap();
     let rows = query.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     Some(rows)

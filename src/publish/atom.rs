@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{feed_updated, rfc3339, Channel, EntryView, Format};
+use super::{feed_updated, rfc3339, Channel, EntryView, Format, TranslationView};
 
 /// Renders the feed; `entries` are newest first.
 pub fn render(channel: &Channel, entries: &[EntryView]) -> String {
@@ -52,13 +52,7 @@ fn render_entry(out: &mut String, entry: &EntryView) {
     // The story's other language editions: RFC 4287 allows several alternates that differ in
     // hreflang.
     for translation in &entry.translations {
-        let _ = writeln!(
-            out,
-            "    <link rel=\"alternate\" type=\"text/html\" hreflang=\"{}\" href=\"{}\" title=\"{}\"/>",
-            escape(&translation.language),
-            escape(&translation.link),
-            escape(&translation.title)
-        );
+        edition_link(out, "link", translation);
     }
     for related in &entry.related {
         if let Some(href) = &related.link {
@@ -90,6 +84,18 @@ fn render_entry(out: &mut String, entry: &EntryView) {
     element(out, 3, "title", &entry.source.title);
     link(out, 3, "self", None, &entry.source.feed_url);
     out.push_str("    </source>\n  </entry>\n");
+}
+
+/// `<{element} rel="alternate" hreflang=… href=… title=…/>` for another language edition (RSS
+/// writes it as `atom:link`).
+pub(super) fn edition_link(out: &mut String, element: &str, edition: &TranslationView) {
+    let _ = writeln!(
+        out,
+        "    <{element} rel=\"alternate\" type=\"text/html\" hreflang=\"{}\" href=\"{}\" title=\"{}\"/>",
+        escape(&edition.language),
+        escape(&edition.link),
+        escape(&edition.title)
+    );
 }
 
 fn link(out: &mut String, depth: usize, rel: &str, media_type: Option<&str>, href: &str) {

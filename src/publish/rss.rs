@@ -56,13 +56,7 @@ fn render_item(out: &mut String, entry: &EntryView) {
     }
     let _ = writeln!(out, "    <guid isPermaLink=\"false\">{}</guid>", escape(&entry.id));
     for translation in &entry.translations {
-        let _ = writeln!(
-            out,
-            "    <atom:link rel=\"alternate\" type=\"text/html\" hreflang=\"{}\" href=\"{}\" title=\"{}\"/>",
-            escape(&translation.language),
-            escape(&translation.link),
-            escape(&translation.title)
-        );
+        super::atom::edition_link(out, "atom:link", translation);
     }
     element(out, "pubDate", &rfc2822(&entry.published.unwrap_or(entry.updated)));
     element(out, "dc:creator", entry.author.as_deref().unwrap_or(&entry.source.title));

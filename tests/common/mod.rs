@@ -364,3 +364,23 @@ pub fn rss(channel_extra: &str, items: &[(&str, &str)]) -> Vec<u8> {
 pub fn page(word: &str) -> Vec<u8> {
     format!("<html><body><article><p>{word} paragraph one, long enough to be an article body, with commas, and more.</p><p>{word} paragraph two goes on, adding more detail, and more words, to the story.</p></article></body></html>").into_bytes()
 }
+
+/// Runs headless newsboat once (`-x reload`) on `{base}/{feed}` with its own cache in `work`
+/// (kept between calls, as a reader's is) and opens that cache; `None`, with a message, when
+/// newsboat is not installed.
+pub fn newsboat_reload(base: &str, work: &Workspace, feed: &str) -> Option<rusqlite::Connection> {
+    if Command::new("newsboat").arg("--version").output().is_err() {
+        eprintln!("skipped: newsboat is not installed (apt-get install newsboat)");
+        return None;
+    }
+    let urls = work.path(&format!("newsboat-{feed}.urls"));
+    std::fs::write(&urls, format!("{base}/{feed}\n")).unwrap();
+    let cache = work.path(&format!("newsboat-{feed}.db"));
+    let output = Command::new("newsboat")
+        .args(["-u", urls.to_str().unwrap(), "-c", cache.to_str().unwrap(), "-x", "reload"])
+        .env("HOME", work.path(""))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "newsboat: {}", String::from_utf8_lossy(&output.stderr));
+    Some(rusqlite::Connection::open(&cache).unwrap())
+}
