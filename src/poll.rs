@@ -369,7 +369,15 @@ impl Poller {
                     Some(_) => return None,
                 };
                 let link_known = link.as_ref().is_some_and(|l| known_links.contains(l));
-                Some(NewItem { item, link, link_known, update, feed_hash })
+                Some(NewItem {
+                    item,
+                    link,
+                    link_known,
+                    update,
+                    feed_hash,
+                    page_language: None,
+                    page_editions: Vec::new(),
+                })
             })
             .collect())
     }
@@ -400,6 +408,12 @@ impl Poller {
                         // is the article's identity.
                         if let Some(Ok(Extraction { canonical: Some(canonical), .. })) = &page {
                             new.link = Some(self.links.canonical(canonical));
+                        }
+                        // The page's language and editions count even when the feed's text is
+                        // published instead of its body.
+                        if let Some(Ok(extraction)) = &page {
+                            new.page_language = extraction.language.clone();
+                            new.page_editions = extraction.editions.clone();
                         }
                         let article = page.and_then(|page| self.choose_article(&new.item, page));
                         candidates.push((index, candidate(source, &self.links, new, article)));
@@ -519,6 +533,9 @@ struct NewItem {
     link_known: bool,
     update: bool,
     feed_hash: String,
+    /// From the fetched page, if any: its language and other language editions.
+    page_language: Option<String>,
+    page_editions: Vec<crate::extract::meta::Edition>,
 }
 
 /// What the feed says about an item, hashed: a change means the publisher updated it.
@@ -533,7 +550,7 @@ fn feed_hash(item: &FeedItem) -> String {
 
 /// The stored form of an item; without an article, the feed's content (or description) is the body.
 fn candidate(source: &Source, links: &LinkRules, new: NewItem, article: Option<Article>) -> Candidate {
-    let NewItem { item, link: canonical_link, feed_hash, .. } = new;
+    let NewItem { item, link: canonical_link, feed_hash, page_language, page_editions, .. } = new;
     let base =
         item.link.clone().unwrap_or_else(|| Url::parse("about:blank").unwrap_or_else(|_| unreachable!()));
     let mut article = article.or_else(|| {
@@ -566,10 +583,10 @@ fn candidate(source: &Source, links: &LinkRules, new: NewItem, article: Option<A
             categories.push(tag);
         }
     }
-    let language = page.language.or(item.language);
+    let language = page_language.or(item.language);
     // The page's other language editions, by canonical link like every item.
     let mut editions: Vec<Edition> = Vec::new();
-    for edition in page.editions {
+    for edition in page_editions {
         let link = links.canonical(&edition.url);
         if Some(&link) != canonical_link.as_ref() && !editions.iter().any(|e| e.link == link) {
             editions.push(Edition { link, language: edition.language });

@@ -275,10 +275,16 @@ fn language_editions_declared_either_way_are_one_story_in_the_preferred_language
     }
     fixture.add("agency.example/en/news/d", 200, html, edition("en", "News d", &[], &words(EN_WORDS, 7)));
     en_items.push(("en-d".into(), en("d")));
+    // c's English feed item carries more text than its page: the feed's text is published, and
+    // the page still tells the item's language and editions.
+    let long = format!("{} {}", words(EN_WORDS, 9), words(EN_WORDS, 9)).repeat(2);
     let feed = |items: &[(String, String)]| {
         let items: Vec<(&str, &str, &str, &str)> = items
             .iter()
-            .map(|(g, l)| (g.as_str(), l.as_str(), "Tue, 25 Nov 2026 09:00:00 +0000", "Lead."))
+            .map(|(g, l)| {
+                let body = if g == "en-c" { long.as_str() } else { "Lead." };
+                (g.as_str(), l.as_str(), "Tue, 25 Nov 2026 09:00:00 +0000", body)
+            })
             .collect();
         rss("UNN", &items)
     };
@@ -338,6 +344,7 @@ fn language_editions_declared_either_way_are_one_story_in_the_preferred_language
     // Per-source feeds are unchanged: the English source still shows all four.
     let (_, _, en_feed) = http_get(&format!("{base}/sources/unn-en/feed.atom")).unwrap();
     assert_eq!(en_feed.matches("<entry>").count(), 4);
+    assert!(en_feed.contains(&long[..60]), "c's English report is the feed's text");
 }
 
 #[test]

@@ -85,6 +85,9 @@ pub struct Extraction {
     /// The page's own `<link rel="canonical">` (else `og:url`), when it names an article (not a
     /// site's home page).
     pub canonical: Option<Url>,
+    /// The page's language and its other language editions, whether or not its body is used.
+    pub language: Option<String>,
+    pub editions: Vec<meta::Edition>,
 }
 
 /// The most pages of one multi-page article that are fetched and joined.
@@ -144,7 +147,15 @@ impl Extractor {
                 let strip: Vec<&Selector> = rule.spec.strip.iter().map(|s| &s.selector).collect();
                 let next_page = next_page_link(&doc, rule, url);
                 if let Some(article) = finish(&mut doc, &roots, &strip, url, Step::Rule, meta) {
-                    return Extraction { article: Some(article), rule_miss: None, next_page, canonical };
+                    let (language, editions) = (page.language, page.editions);
+                    return Extraction {
+                        article: Some(article),
+                        rule_miss: None,
+                        next_page,
+                        canonical,
+                        language,
+                        editions,
+                    };
                 }
             }
             rule_miss = Some(RuleMiss { host: host.to_owned(), rule: rule.origin.clone() });
@@ -161,11 +172,12 @@ impl Extractor {
             let generic_len = generic.as_ref().map_or(0, |a| a.text.chars().count());
             structured::is_full_text(body) && generic_len * 10 < body.chars().count() * 6
         });
+        let (language, editions) = (page.language.clone(), page.editions.clone());
         let article = match structured {
             Some(body) => Some(structured_article(&body, url, page)),
             None => generic,
         };
-        Extraction { article, rule_miss, next_page: None, canonical }
+        Extraction { article, rule_miss, next_page: None, canonical, language, editions }
     }
 
     /// Appends a later page of a multi-page article (extracted with [`Extractor::extract`]) to
