@@ -47,7 +47,8 @@ static TITLE: LazyLock<Selector> = LazyLock::new(|| static_selector("title, h1")
 /// `<title>` and `<html lang>`, field by field.
 pub fn page_metadata(doc: &Html, url: &Url, ld: Option<&LdArticle>) -> Metadata {
     let tags = meta_tags(doc, url);
-    let Some(ld) = ld else { return tags };
+    let editions = editions(doc, url, ld.map_or(&[][..], |ld| &ld.translations));
+    let Some(ld) = ld else { return Metadata { editions, ..tags } };
     let or_tags = |ld: &[String], tags: Vec<String>| if ld.is_empty() { tags } else { ld.to_vec() };
     Metadata {
         title: ld.headline.clone().or(tags.title),
@@ -57,7 +58,7 @@ pub fn page_metadata(doc: &Html, url: &Url, ld: Option<&LdArticle>) -> Metadata 
         tags: or_tags(&ld.keywords, tags.tags),
         image: ld.image.as_deref().and_then(|i| absolute_image(i, url)).or(tags.image),
         language: ld.language.as_deref().and_then(normalize).or(tags.language),
-        editions: editions(doc, url, &ld.translations),
+        editions,
     }
 }
 
@@ -121,7 +122,6 @@ fn meta_tags(doc: &Html, url: &Url) -> Metadata {
         meta.title = doc.select(&TITLE).find_map(|e| value(&e));
     }
     meta.language = html_lang(doc).or(meta.language);
-    meta.editions = editions(doc, url, &[]);
     meta.authors = unique(authors.into_iter());
     meta.tags = unique(tags.into_iter());
     meta
