@@ -4,9 +4,9 @@
 //! (a venv with `pip install trafilatura`), trafilatura extracts the same pages in the same run.
 //!
 //! Pages are decompressed into memory first; only extraction is timed, on one thread, over
-//! several rounds. The `feedmill extract` command is timed on the same files (one process, each
-//! page read, decompressed, decoded, extracted and written out), to compare with the in-process
-//! rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
+//! several rounds (the median round is reported). Between rounds, the `feedmill extract` command
+//! runs on the same files (one process, each page read, decompressed, decoded, extracted and
+//! written out), to compare its median run with the in-process rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
 //! that page alone (GNU time), reported as median and maximum.
 
 use std::io::Read;
@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use feedmill::extract::{Extractor, SiteRules};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 fn corpus() -> Option<Vec<(PathBuf, String)>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/extraction-dev/html");
@@ -44,6 +44,11 @@ elapsed = time.perf_counter() - start
 print(len(pages) * rounds / elapsed)
 "#;
 
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 fn main() {
     let Some(pages) = corpus() else {
         println!("extract_speed: ../shared/corpus/extraction-dev is absent; nothing to measure");
@@ -52,42 +57,60 @@ fn main() {
     let extractor = Extractor::new(SiteRules::new(&[]).expect("built-in rules"));
     let url = url::Url::parse("https://example.com/article").expect("url");
     // A first (cold) round, timed apart: a fresh process pays for growing its heap. Then the
-    // timed rounds.
+    // warm rounds, each timed, interleaved with runs of the `feedmill extract` command on the same
+    // files (one process, each page read, decompressed, decoded, extracted and written out), so
+    // that both see the same moments of this shared machine; medians are reported.
     let started = Instant::now();
     for (_, html) in &pages {
         let _ = extractor.extract(html, &url);
     }
     let cold_rate = pages.len() as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
+    // The command writes its outputs to memory (/dev/shm) and, in separate runs, to the temporary
+    // directory on disk: the first is the command's own cost, the second adds the file system's.
+    let run_dir = |base: PathBuf| base.join(format!("feedmill-extract-speed-{}", std::process::id()));
+    let memory = Path::new("/dev/shm").is_dir().then(|| run_dir(PathBuf::from("/dev/shm")));
+    let disk = run_dir(std::env::temp_dir());
+    let cli_rate = |out: &Path| {
+        let started = Instant::now();
+        let run = Command::new(env!("CARGO_BIN_EXE_feedmill"))
+            .args(["extract", "--out-dir"])
+            .arg(out)
+            .args(pages.iter().map(|(path, _)| path))
+            .output();
+        let rate = pages.len() as f64 / started.elapsed().as_secs_f64();
+        run.is_ok_and(|output| output.status.code().is_some()).then_some(rate)
+    };
+    let (mut warm, mut cli_memory, mut cli_disk) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
+        let started = Instant::now();
         for (_, html) in &pages {
             std::hint::black_box(extractor.extract(html, &url));
         }
+        warm.push(pages.len() as f64 / started.elapsed().as_secs_f64());
+        cli_memory.extend(memory.as_deref().and_then(cli_rate));
+        cli_disk.extend(cli_rate(&disk));
     }
-    let feedmill_rate = (pages.len() * ROUNDS) as f64 / started.elapsed().as_secs_f64();
+    for dir in memory.iter().chain([&disk]) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let feedmill_rate = median(&mut warm);
     let megabytes: f64 = pages.iter().map(|(_, h)| h.len() as f64).sum::<f64>() / 1e6;
     println!("extract_speed: {} pages ({megabytes:.1} MB of HTML), {ROUNDS} rounds, one thread", pages.len());
-    println!("  feedmill: {feedmill_rate:.0} pages/s (first round, cold: {cold_rate:.0} pages/s)");
-
-    // The CLI on the same files: its rate should stay close to the in-process one.
-    let out = std::env::temp_dir().join(format!("feedmill-extract-speed-{}", std::process::id()));
-    let started = Instant::now();
-    let cli = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-        .args(["extract", "--out-dir"])
-        .arg(&out)
-        .args(pages.iter().map(|(path, _)| path))
-        .output();
-    let cli_elapsed = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&out);
-    match cli {
-        Ok(output) if output.status.code().is_some() => {
-            let rate = pages.len() as f64 / cli_elapsed;
-            println!(
-                "  feedmill extract (CLI): {rate:.0} pages/s, {:.0} % of the in-process rate",
-                rate / feedmill_rate * 100.0
-            )
+    println!(
+        "  feedmill: {feedmill_rate:.0} pages/s, median round (first round, cold: {cold_rate:.0} pages/s)"
+    );
+    for (outputs, rates) in [("in /dev/shm", &mut cli_memory), ("on disk", &mut cli_disk)] {
+        match rates.is_empty() {
+            false => {
+                let rate = median(rates);
+                println!(
+                    "  feedmill extract (CLI, outputs {outputs}): {rate:.0} pages/s, median of {} runs, {:.0} % of the in-process rate",
+                    rates.len(),
+                    rate / feedmill_rate * 100.0
+                )
+            }
+            true => println!("  feedmill extract (CLI, outputs {outputs}): did not run"),
         }
-        _ => println!("  feedmill extract (CLI): did not run"),
     }
 
     let trafilatura_rate = std::env::var("TRAFILATURA_PYTHON").ok().and_then(|python| {

@@ -3,7 +3,6 @@
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -342,17 +341,23 @@ async fn extract(
     inputs: &[String],
 ) -> anyhow::Result<ExitCode> {
     let rules = SiteRules::new(config.map_or(&[][..], |c| &c.sites))?;
-    let extractor = Arc::new(Extractor::new(rules));
+    let extractor = Extractor::new(rules);
     let fetch_config = config.map_or_else(FetchConfig::default, |c| c.fetch.clone());
     let fetcher = Fetcher::new(&fetch_config)?;
     if let Some(dir) = out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let mut failures = 0;
-    for input in inputs {
-        let result = extract_one(&extractor, &fetcher, input, url.as_ref()).await;
-        let (page_url, extraction) = match result {
-            Ok(found) => found,
+    // The next input is read (or fetched), decompressed and decoded on another thread while this
+    // one is extracted: the command runs at the extractor's own rate.
+    let load = |input: &String| tokio::spawn(load_input(fetcher.clone(), input.clone(), url.clone()));
+    let mut next = inputs.first().map(load);
+    for (index, input) in inputs.iter().enumerate() {
+        let Some(loading) = next.take() else { break };
+        next = inputs.get(index + 1).map(load);
+        let loaded = loading.await.map_err(anyhow::Error::from).and_then(|loaded| loaded);
+        let (page_url, extraction) = match loaded {
+            Ok(page) => tokio::task::block_in_place(|| extract_loaded(&extractor, page)),
             Err(error) => {
                 eprintln!("feedmill: {input}: {error:#}");
                 failures += 1;
@@ -378,43 +383,56 @@ async fn extract(
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn extract_one(
-    extractor: &Arc<Extractor>,
-    fetcher: &Fetcher,
-    input: &str,
-    url: Option<&Url>,
-) -> anyhow::Result<(Url, Extraction)> {
-    // A saved file's URL is the page's canonical link, else --url, else the file's own.
-    let (html, page_url, saved) = if input.starts_with("http://") || input.starts_with("https://") {
-        let input_url = Url::parse(input)?;
-        let page = fetcher.fetch_page(&input_url).await?;
-        (decode_html(&page.body, page.content_type.as_deref()), page.url, false)
-    } else {
-        let bytes = read_input(Path::new(input))?;
-        let page_url = match url {
-            Some(url) => url.clone(),
-            None => std::path::absolute(input)
+/// A page to extract: its text and the URL it is read as.
+struct LoadedPage {
+    html: String,
+    url: Url,
+    /// A saved file without `--url`: its canonical link, if it has one, is its URL.
+    saved: bool,
+}
+
+async fn load_input(fetcher: Fetcher, input: String, url: Option<Url>) -> anyhow::Result<LoadedPage> {
+    if input.starts_with("http://") || input.starts_with("https://") {
+        let page = fetcher.fetch_page(&Url::parse(&input)?).await?;
+        let html = decode_html(&page.body, page.content_type.as_deref());
+        return Ok(LoadedPage { html, url: page.url, saved: false });
+    }
+    tokio::task::spawn_blocking(move || {
+        let html = decode_html(&read_input(Path::new(&input))?, None);
+        let saved = url.is_none();
+        let url = match url {
+            Some(url) => url,
+            None => std::path::absolute(&input)
                 .ok()
                 .and_then(|p| Url::from_file_path(p).ok())
                 .with_context(|| "cannot make a URL for this file; pass --url")?,
         };
-        (decode_html(&bytes, None), page_url, url.is_none())
-    };
-    let extractor = Arc::clone(extractor);
-    Ok(tokio::task::block_in_place(move || match saved {
-        true => extractor.extract_saved(&html, &page_url),
-        false => {
-            let extraction = extractor.extract(&html, &page_url);
-            (page_url, extraction)
-        }
-    }))
+        Ok(LoadedPage { html, url, saved })
+    })
+    .await?
 }
+
+fn extract_loaded(extractor: &Extractor, page: LoadedPage) -> (Url, Extraction) {
+    match page.saved {
+        true => extractor.extract_saved(&page.html, &page.url),
+        false => {
+            let extraction = extractor.extract(&page.html, &page.url);
+            (page.url, extraction)
+        }
+    }
+}
+
+/// The most `read_input` reserves from a gzip trailer's claim before reading (it is only a hint).
+const MAX_INPUT_PREALLOCATION: usize = 64 << 20;
 
 /// A file's bytes, gunzipped when it ends in `.gz`.
 fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "gz") {
-        let mut bytes = Vec::new();
+        // A gzip member ends with its uncompressed size (mod 2^32): room for it up front saves
+        // growing and copying the buffer as it fills.
+        let size = raw.last_chunk::<4>().map_or(0, |n| u32::from_le_bytes(*n) as usize);
+        let mut bytes = Vec::with_capacity(size.min(MAX_INPUT_PREALLOCATION));
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut bytes)
             .with_context(|| format!("{}: not valid gzip", path.display()))?;
