@@ -76,7 +76,10 @@ pub fn find_article(doc: &Html) -> Found {
     // miss the article; the relaxed pass wins when it finds clearly better-scoring text.
     let (relaxed, relaxed_score) = best_candidate(doc, body, false, &stats);
     let strict_short = text_of(&roots) < ENOUGH_TEXT && text_of(&relaxed) > text_of(&roots);
-    if strict_short || relaxed_score > strict_score * RELAXED_WINS {
+    // Readers' comments often outscore a short post; the relaxed pass may not pick them over
+    // what the strict pass found outside them.
+    let takes_comments = !roots.is_empty() && in_discussion(doc, &relaxed) && !in_discussion(doc, &roots);
+    if !takes_comments && (strict_short || relaxed_score > strict_score * RELAXED_WINS) {
         roots = relaxed;
     }
     if let Some(declared) = declared_body(doc, &roots) {
@@ -84,6 +87,18 @@ pub fn find_article(doc: &Html) -> Found {
     }
     let furniture = conditional_noise(doc, &roots, &stats);
     Found { roots, furniture }
+}
+
+static DISCUSSION: LazyLock<Regex> = LazyLock::new(|| static_regex(r"(?i)comment|disqus|dsq-|replies"));
+
+/// Whether any of the elements is, or sits in, a region of readers' comments (by class or id).
+fn in_discussion(doc: &Html, ids: &[NodeId]) -> bool {
+    let marked = |e: &ElementRef| {
+        [e.value().attr("class"), e.value().attr("id")].into_iter().flatten().any(|v| DISCUSSION.is_match(v))
+    };
+    ids.iter()
+        .filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap))
+        .any(|e| marked(&e) || e.ancestors().filter_map(ElementRef::wrap).any(|a| marked(&a)))
 }
 
 static ARTICLE_BODY: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"[itemprop="articleBody"]"#));
@@ -558,6 +573,30 @@ mod tests {
             .collect();
         assert!(html.contains("first paragraph") && html.contains("second paragraph"), "{html}");
         assert!(!html.contains("Most read") && !html.contains("Copyright"), "{html}");
+    }
+
+    /// The text of the roots `find_article` chooses on `page`.
+    fn article_html(page: &Html) -> String {
+        find_article(page)
+            .roots
+            .iter()
+            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
+            .map(|e| e.html())
+            .collect()
+    }
+
+    #[test]
+    fn a_short_post_is_not_replaced_by_its_longer_comments() {
+        let comment = "<li class=comment><p>I disagree with this, and here is why, at length, with commas, \
+            and more commas, because comments go on and on, and on, and on.</p></li>";
+        let page = Html::parse_document(&format!(
+            r#"<html><body><div class="post"><p>The short post itself: a photo from the show, and two
+            sentences about it, which is all the author wrote that day.</p></div>
+            <ol class="commentlist">{}</ol></body></html>"#,
+            comment.repeat(12)
+        ));
+        let html = article_html(&page);
+        assert!(html.contains("The short post itself") && !html.contains("I disagree"), "{html}");
     }
 
     #[test]
