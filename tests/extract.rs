@@ -144,3 +144,30 @@ fn json_ld_article_body_is_used_when_the_page_shows_only_a_teaser() {
     let article = extractor().extract(&page, &url()).article;
     assert!(article.is_none_or(|a| a.step != Step::Structured));
 }
+
+#[test]
+fn a_page_shown_only_without_scripts_is_read_from_its_noscript() {
+    // A forum's crawler view: an empty mount point for the script, the posts in <noscript>.
+    let posts = format!(
+        "<div class=topic><div class=post><p>{PARAGRAPH}</p><p>A reply, agreeing, at length.</p></div></div>"
+    );
+    let page = format!(
+        "<html><body><div id=app></div><noscript>{}{posts}</noscript></body></html>",
+        " ".repeat(2048)
+    );
+    let article = extractor().extract(&page, &url()).article.expect("an article");
+    assert!(article.text.contains("The report, published on Tuesday"), "{}", article.text);
+    // A page that does have an article ignores its <noscript>, and nested <noscript>s are read
+    // once, not recursively.
+    let page = format!(
+        "<html><body><p>{PARAGRAPH}</p><noscript>{}<p>Enable JavaScript.</p></noscript></body></html>",
+        "<noscript>".repeat(100_000)
+    );
+    let article = extractor().extract(&page, &url()).article.expect("an article");
+    assert!(!article.text.contains("Enable JavaScript"), "{}", article.text);
+    let page = format!(
+        "<html><body><noscript>{}<p>{PARAGRAPH}</p></noscript></body></html>",
+        "<noscript>".repeat(100_000)
+    );
+    let _ = extractor().extract(&page, &url());
+}

@@ -89,6 +89,26 @@ pub fn find_article(doc: &Html) -> Found {
     Found { roots, furniture }
 }
 
+/// When nothing scored survives cleaning: the page's longest stretch of prose — the paragraph-like
+/// block with the most text outside links, or its parent (the block with its neighbours) unless
+/// that is the whole page or mostly links. A page with any text then never yields nothing.
+pub fn best_block(doc: &Html) -> Option<NodeId> {
+    let body = doc.select(&BODY).next()?;
+    let stats = TextStats::new(*body);
+    let prose = |e: &ElementRef| stats.text(e) as f64 * (1.0 - stats.link_density(e));
+    let block = body
+        .descendants()
+        .filter_map(ElementRef::wrap)
+        .filter(|e| is_paragraph_like(e, &stats))
+        .max_by(|a, b| prose(a).total_cmp(&prose(b)))
+        .filter(|block| prose(block) > 0.0)?;
+    let parent = block
+        .parent()
+        .and_then(ElementRef::wrap)
+        .filter(|p| !matches!(p.value().name(), "body" | "html") && stats.link_density(p) < 0.5);
+    Some(parent.unwrap_or(block).id())
+}
+
 static DISCUSSION: LazyLock<Regex> = LazyLock::new(|| static_regex(r"(?i)comment|disqus|dsq-|replies"));
 
 /// Whether any of the elements is, or sits in, a region of readers' comments (by class or id).
@@ -597,6 +617,18 @@ mod tests {
         ));
         let html = article_html(&page);
         assert!(html.contains("The short post itself") && !html.contains("I disagree"), "{html}");
+    }
+
+    #[test]
+    fn the_best_block_is_the_longest_prose_with_its_neighbours() {
+        let page = Html::parse_document(
+            "<body><div id=menu><p><a href=/a>A very long list of links, one after another</a></p></div>\
+             <div id=text><p>Short.</p><p>The longest paragraph of the page, with plain words in it.</p></div></body>",
+        );
+        let block = best_block(&page).and_then(|id| page.tree.get(id).and_then(ElementRef::wrap));
+        assert_eq!(block.and_then(|e| e.value().attr("id")), Some("text"));
+        assert!(best_block(&Html::parse_document("<body><p><a href=/>only a link</a></p></body>")).is_none());
+        assert!(best_block(&Html::parse_document("<body></body>")).is_none());
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl Extractor {
     /// Extracts the article of a page fetched from `url`.
     pub fn extract(&self, html: &str, url: &Url) -> Extraction {
         let rule = self.rules.for_host(url.host_str().unwrap_or_default());
-        self.extract_parsed(parse(html, rule), url, rule)
+        self.extract_parsed(parse(html, rule), url, rule, true)
     }
 
     /// Extracts a page whose address is not known (a saved file): its URL is its own canonical
@@ -124,17 +124,26 @@ impl Extractor {
         let url = canonical_of(&doc).unwrap_or_else(|| fallback.clone());
         let rule = self.rules.for_host(url.host_str().unwrap_or_default());
         let doc = if rule.is_some() { parse(html, rule) } else { doc };
-        let extraction = self.extract_parsed(doc, &url, rule);
+        let extraction = self.extract_parsed(doc, &url, rule, true);
         (url, extraction)
     }
 
-    fn extract_parsed(&self, mut doc: Html, url: &Url, rule: Option<&SiteRule>) -> Extraction {
+    /// `read_noscript`: whether a page that yields nothing may be read again as its largest
+    /// `<noscript>` shows it (once: that inner page is read with `false`).
+    fn extract_parsed(
+        &self,
+        mut doc: Html,
+        url: &Url,
+        rule: Option<&SiteRule>,
+        read_noscript: bool,
+    ) -> Extraction {
         let host = url.host_str().unwrap_or_default();
         // Lazy images take their real address (possibly from a <noscript> copy) before scripts,
         // styles and <noscript> go: they are never body text, and their raw text would count as
         // words when scoring.
         clean::fix_images(&mut doc);
         let ld = structured::ld_article(&doc);
+        let without_scripts = read_noscript.then(|| noscript_page(&doc)).flatten();
         let invisible: Vec<NodeId> = doc.select(&INVISIBLE).map(|e| e.id()).collect();
         clean::detach_all(&mut doc, &invisible);
         let page = meta::page_metadata(&doc, url, ld.as_ref());
@@ -165,7 +174,16 @@ impl Extractor {
             furniture.extend(generic::title_copies(&doc, &roots, title));
         }
         clean::detach_all(&mut doc, &furniture);
-        let generic = finish(&mut doc, &roots, &[], url, Step::Generic, page.clone());
+        let generic = finish(&mut doc, &roots, &[], url, Step::Generic, page.clone())
+            .or_else(|| {
+                // A page that shows its content only without scripts (a forum's crawler view).
+                let inner = self.extract_parsed(parse(&without_scripts?, None), url, None, false).article?;
+                Some(Article { meta: page.clone(), ..inner })
+            })
+            .or_else(|| {
+                let block = generic::best_block(&doc)?;
+                finish(&mut doc, &[block], &[], url, Step::Generic, page.clone())
+            });
         // JSON-LD's plain text loses the page's images and subheads, so it only wins when the
         // generic extractor found nothing or clearly less than the full `articleBody`.
         let structured = ld.and_then(|ld| ld.body).filter(|body| {
@@ -294,6 +312,22 @@ fn finish(
     let text = text.join("\n");
     (!text.is_empty()).then_some(Article { html, text, step, meta })
 }
+
+/// Below this much markup a `<noscript>` is a tracking pixel or a "please enable JavaScript"
+/// line, not a page.
+const NOSCRIPT_PAGE: usize = 2048;
+
+/// The markup of the page's largest `<noscript>`, when it is large enough to be the page itself
+/// as shown without scripts. (The parser reads `<noscript>` as text, as a browser running
+/// scripts does.)
+fn noscript_page(doc: &Html) -> Option<String> {
+    doc.select(&NOSCRIPT)
+        .filter_map(|e| e.children().find_map(|c| c.value().as_text().map(|t| t.to_string())))
+        .filter(|markup| markup.len() >= NOSCRIPT_PAGE)
+        .max_by_key(String::len)
+}
+
+static NOSCRIPT: LazyLock<Selector> = LazyLock::new(|| static_selector("noscript"));
 
 static CANONICAL: LazyLock<Selector> =
     LazyLock::new(|| static_selector(r#"link[rel="canonical"], meta[property="og:url"]"#));
