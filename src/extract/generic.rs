@@ -176,8 +176,43 @@ fn best_candidate(
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     let Some(&(top, top_score)) = ranked.first() else { return (Vec::new(), 0.0) };
     let top = common_ancestor_of_rivals(top, top_score, &ranked[1..]).unwrap_or(top);
+    let kin = same_kind(doc, top, &scores, stats);
+    if kin.len() > 1 {
+        return (kin, top_score);
+    }
     (with_siblings(top, top_score, &scores, stats), top_score)
 }
+
+/// An article cut into sections by a page builder repeats one wrapper per section (`<div
+/// class="rich-text">` after `<div class="rich-text">`), each in its own row of the layout, so
+/// they are neither siblings nor close rivals. Those that carry scored text are the article, in
+/// document order.
+fn same_kind(doc: &Html, top: ElementRef, scores: &IdMap<f64>, stats: &TextStats) -> Vec<NodeId> {
+    let Some(class) = top.value().attr("class").filter(|c| !c.trim().is_empty()) else { return Vec::new() };
+    let name = top.value().name();
+    let mut kin: Vec<ElementRef> = scores
+        .iter()
+        .filter_map(|(&id, &score)| {
+            let element = doc.tree.get(id).and_then(ElementRef::wrap)?;
+            let same = element.value().name() == name && element.value().attr("class") == Some(class);
+            (same && score * (1.0 - stats.link_density(&element)) >= SAME_KIND_SCORE).then_some(element)
+        })
+        .collect();
+    if !kin.iter().any(|e| e.id() == top.id()) {
+        kin.push(top);
+    }
+    if kin.len() < 2 {
+        return Vec::new();
+    }
+    // Document order, outermost only.
+    let order: IdMap<usize> = doc.tree.root().descendants().enumerate().map(|(i, n)| (n.id(), i)).collect();
+    kin.sort_by_key(|e| order.get(&e.id()).copied().unwrap_or(usize::MAX));
+    let ids: Vec<NodeId> = kin.iter().map(|e| e.id()).collect();
+    kin.iter().filter(|e| !e.ancestors().any(|a| ids.contains(&a.id()))).map(|e| e.id()).collect()
+}
+
+/// The least score a section of the same kind as the best candidate needs to be taken with it.
+const SAME_KIND_SCORE: f64 = 10.0;
 
 /// An article split into sections scores as several similar candidates; when at least two
 /// rivals of the best one score within 75 % of it, their nearest common ancestor is the article
@@ -629,6 +664,26 @@ mod tests {
         assert_eq!(block.and_then(|e| e.value().attr("id")), Some("text"));
         assert!(best_block(&Html::parse_document("<body><p><a href=/>only a link</a></p></body>")).is_none());
         assert!(best_block(&Html::parse_document("<body></body>")).is_none());
+    }
+
+    #[test]
+    fn sections_of_a_page_builder_are_one_article() {
+        let section = |text: &str| {
+            format!(
+                "<div class=row><div class=col><div class=block><div class=rich-text><p>{text}, which goes on \
+                 for a while, with commas, as prose does.</p></div></div></div></div>"
+            )
+        };
+        let page = Html::parse_document(&format!(
+            "<body><main>{}<div class=row><div class=col><div class=block><h2>Part two</h2></div></div></div>{}{}</main>\
+             <div class=teaser><p>Another story, teased here, with commas, and more words.</p></div></body>",
+            section(&"The first section of the article, the longest of them all, so it wins, clearly. ".repeat(8)),
+            section("The second section"),
+            section("The third section"),
+        ));
+        let html = article_html(&page);
+        assert!(html.contains("first section") && html.contains("second section"), "{html}");
+        assert!(html.contains("third section") && !html.contains("Another story"), "{html}");
     }
 
     #[test]
