@@ -341,8 +341,14 @@ fn conditional_noise(doc: &Html, roots: &[NodeId], stats: &TextStats) -> Vec<Nod
             }
             // Articles nested in an article are, in HTML's own terms, related content: teasers,
             // comments.
+            // Unless it is most of the article around it: that is the body of a post (a forum's
+            // `<article class="message">` around `<article class="message-body">`).
             let nested_article = element.value().name() == "article"
-                && element.ancestors().filter_map(ElementRef::wrap).any(|a| a.value().name() == "article");
+                && element
+                    .ancestors()
+                    .filter_map(ElementRef::wrap)
+                    .find(|a| a.value().name() == "article")
+                    .is_some_and(|outer| stats.text(&element) * 2 <= stats.text(&outer));
             if nested_article || is_furniture(&element, stats) {
                 doomed.insert(element.id());
             }
@@ -759,6 +765,27 @@ mod tests {
         let removed = removed_html(&page);
         assert!(removed.contains("Teaser 1") && removed.contains("Teaser 2"), "{removed}");
         assert!(!removed.contains("first paragraph"), "{removed}");
+    }
+
+    #[test]
+    fn a_forum_post_body_nested_in_its_post_article_stays() {
+        let post = |n: u32| {
+            format!(
+                r#"<article class="message"><div class="user">Member {n}</div><article class="message-body">
+                <p>Reply {n}: I had the same problem, and fixed it, after a while, by changing the settings, twice.</p>
+                </article></article>"#
+            )
+        };
+        let page = Html::parse_document(&format!(
+            r#"<html><body><div class="block-body">{}{}{}</div></body></html>"#,
+            post(1),
+            post(2),
+            post(3)
+        ));
+        let html = article_html(&page);
+        let removed = removed_html(&page);
+        assert!(html.contains("Reply 1") && html.contains("Reply 3"), "{html}");
+        assert!(!removed.contains("Reply"), "{removed}");
     }
 
     #[test]
