@@ -1,12 +1,14 @@
-//! Extraction speed and memory on the development corpus, beside trafilatura in the same run.
+//! Extraction speed and memory on both extraction corpora, beside trafilatura in the same run.
 //!
 //! Run: `cargo bench --bench extract_speed`. With `TRAFILATURA_PYTHON=/path/to/venv/bin/python`
 //! (a venv with `pip install trafilatura`), trafilatura extracts the same pages in the same run.
 //!
-//! Pages are decompressed into memory first; only extraction is timed, on one thread, over
-//! several rounds (the median round is reported). Between rounds, the `feedmill extract` command
-//! runs on the same files (one process, each page read, decompressed, decoded, extracted and
-//! written out), to compare its median run with the in-process rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
+//! Pages are decompressed and decoded (feedmill's own charset sniffing) into memory first; only
+//! extraction is timed, on one thread, over several rounds (the median round is reported).
+//! trafilatura gets the same page bytes and decodes them itself. On extraction-dev, between
+//! rounds, the `feedmill extract` command runs on the same files (one process, each page read,
+//! decompressed, decoded, extracted and written out), to compare its median run with the
+//! in-process rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
 //! that page alone (GNU time), reported as median and maximum.
 
 use std::io::Read;
@@ -15,17 +17,20 @@ use std::process::Command;
 use std::time::Instant;
 
 use feedmill::extract::{Extractor, SiteRules};
+use feedmill::fetch::charset::decode_html;
 
-const ROUNDS: usize = 7;
+/// The corpora: name, folder under ../shared/corpus, warm rounds, and whether the CLI is timed.
+const CORPORA: &[(&str, &str, usize, bool)] =
+    &[("extraction-dev", "extraction-dev", 7, true), ("extraction-dev2", "extraction-dev2", 2, false)];
 
-fn corpus() -> Option<Vec<(PathBuf, String)>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/extraction-dev/html");
+fn corpus(folder: &str) -> Option<Vec<(PathBuf, String)>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(folder).join("html");
     let mut pages = Vec::new();
     for entry in std::fs::read_dir(&dir).ok()? {
         let path = entry.ok()?.path();
-        let mut html = String::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(&path).ok()?).read_to_string(&mut html).ok()?;
-        pages.push((path, html));
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).ok()?).read_to_end(&mut bytes).ok()?;
+        pages.push((path, decode_html(&bytes, None)));
     }
     pages.sort();
     Some(pages)
@@ -34,7 +39,7 @@ fn corpus() -> Option<Vec<(PathBuf, String)>> {
 const TRAFILATURA: &str = r#"
 import gzip, sys, time, glob
 import trafilatura
-pages = [gzip.open(p).read().decode('utf8', 'replace') for p in sorted(glob.glob(sys.argv[1] + '/*.html.gz'))]
+pages = [gzip.open(p).read() for p in sorted(glob.glob(sys.argv[1] + '/*.html.gz'))]
 rounds = int(sys.argv[2])
 start = time.perf_counter()
 for _ in range(rounds):
@@ -50,18 +55,22 @@ fn median(rates: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let Some(pages) = corpus() else {
-        println!("extract_speed: ../shared/corpus/extraction-dev is absent; nothing to measure");
-        return;
-    };
     let extractor = Extractor::new(SiteRules::new(&[]).expect("built-in rules"));
+    for &(name, folder, rounds, time_cli) in CORPORA {
+        match corpus(folder) {
+            Some(pages) if !pages.is_empty() => measure(&extractor, name, &pages, rounds, time_cli),
+            _ => println!("extract_speed: ../shared/corpus/{folder} is absent; not measured"),
+        }
+    }
+}
+
+fn measure(extractor: &Extractor, name: &str, pages: &[(PathBuf, String)], rounds: usize, time_cli: bool) {
     let url = url::Url::parse("https://example.com/article").expect("url");
     // A first (cold) round, timed apart: a fresh process pays for growing its heap. Then the
     // warm rounds, each timed, interleaved with runs of the `feedmill extract` command on the same
-    // files (one process, each page read, decompressed, decoded, extracted and written out), so
-    // that both see the same moments of this shared machine; medians are reported.
+    // files, so that both see the same moments of this shared machine; medians are reported.
     let started = Instant::now();
-    for (_, html) in &pages {
+    for (_, html) in pages {
         let _ = extractor.extract(html, &url);
     }
     let cold_rate = pages.len() as f64 / started.elapsed().as_secs_f64();
@@ -81,42 +90,53 @@ fn main() {
         run.is_ok_and(|output| output.status.code().is_some()).then_some(rate)
     };
     let (mut warm, mut cli_memory, mut cli_disk) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds {
         let started = Instant::now();
-        for (_, html) in &pages {
+        for (_, html) in pages {
             std::hint::black_box(extractor.extract(html, &url));
         }
         warm.push(pages.len() as f64 / started.elapsed().as_secs_f64());
-        cli_memory.extend(memory.as_deref().and_then(cli_rate));
-        cli_disk.extend(cli_rate(&disk));
+        if time_cli {
+            cli_memory.extend(memory.as_deref().and_then(cli_rate));
+            cli_disk.extend(cli_rate(&disk));
+        }
     }
     for dir in memory.iter().chain([&disk]) {
         let _ = std::fs::remove_dir_all(dir);
     }
     let feedmill_rate = median(&mut warm);
     let megabytes: f64 = pages.iter().map(|(_, h)| h.len() as f64).sum::<f64>() / 1e6;
-    println!("extract_speed: {} pages ({megabytes:.1} MB of HTML), {ROUNDS} rounds, one thread", pages.len());
+    println!(
+        "extract_speed, {name}: {} pages ({megabytes:.1} MB of HTML), {rounds} rounds, one thread",
+        pages.len()
+    );
     println!(
         "  feedmill: {feedmill_rate:.0} pages/s, median round (first round, cold: {cold_rate:.0} pages/s)"
     );
-    for (outputs, rates) in [("in /dev/shm", &mut cli_memory), ("on disk", &mut cli_disk)] {
-        match rates.is_empty() {
-            false => {
-                let rate = median(rates);
-                println!(
-                    "  feedmill extract (CLI, outputs {outputs}): {rate:.0} pages/s, median of {} runs, {:.0} % of the in-process rate",
-                    rates.len(),
-                    rate / feedmill_rate * 100.0
-                )
+    if time_cli {
+        for (outputs, rates) in [("in /dev/shm", &mut cli_memory), ("on disk", &mut cli_disk)] {
+            match rates.is_empty() {
+                false => {
+                    let rate = median(rates);
+                    println!(
+                        "  feedmill extract (CLI, outputs {outputs}): {rate:.0} pages/s, median of {} runs, {:.0} % of the in-process rate",
+                        rates.len(),
+                        rate / feedmill_rate * 100.0
+                    )
+                }
+                true => println!("  feedmill extract (CLI, outputs {outputs}): did not run"),
             }
-            true => println!("  feedmill extract (CLI, outputs {outputs}): did not run"),
         }
     }
 
     let trafilatura_rate = std::env::var("TRAFILATURA_PYTHON").ok().and_then(|python| {
         let dir = pages[0].0.parent()?.to_owned();
-        let output =
-            Command::new(python).args(["-c", TRAFILATURA]).arg(dir).arg(ROUNDS.to_string()).output().ok()?;
+        let output = Command::new(python)
+            .args(["-c", TRAFILATURA])
+            .arg(dir)
+            .arg(rounds.min(3).to_string())
+            .output()
+            .ok()?;
         String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().ok()
     });
     match trafilatura_rate {

@@ -119,13 +119,13 @@ pub fn best_block(doc: &Html) -> Option<NodeId> {
 /// and links), the innermost element holding most of it is the article instead.
 fn where_the_prose_is(doc: &Html, body: ElementRef, roots: &[NodeId], stats: &TextStats) -> Option<NodeId> {
     let mut prose: IdMap<usize> = IdMap::default();
-    let mut unlikely = IdMap::default();
+    let (mut unlikely, mut discussion) = (IdMap::default(), IdMap::default());
     for paragraph in body.select(&CHILD_P) {
         let text = stats.text(&paragraph);
         if text < PROSE_PARAGRAPH || stats.link_density(&paragraph) > 0.3 {
             continue;
         }
-        if is_unlikely_inside(paragraph, &mut unlikely) || in_discussion(doc, &[paragraph.id()]) {
+        if is_unlikely_inside(paragraph, &mut unlikely) || discussion_around(paragraph, &mut discussion) {
             continue;
         }
         for ancestor in paragraph.ancestors() {
@@ -160,12 +160,36 @@ static DISCUSSION: LazyLock<Regex> = LazyLock::new(|| static_regex(r"(?i)comment
 
 /// Whether any of the elements is, or sits in, a region of readers' comments (by class or id).
 fn in_discussion(doc: &Html, ids: &[NodeId]) -> bool {
-    let marked = |e: &ElementRef| {
-        [e.value().attr("class"), e.value().attr("id")].into_iter().flatten().any(|v| DISCUSSION.is_match(v))
-    };
+    let mut known = IdMap::default();
     ids.iter()
         .filter_map(|&id| doc.tree.get(id).and_then(ElementRef::wrap))
-        .any(|e| marked(&e) || e.ancestors().filter_map(ElementRef::wrap).any(|a| marked(&a)))
+        .any(|e| discussion_around(e, &mut known))
+}
+
+/// Whether `element` is, or sits in, a region of readers' comments; `known` remembers the answer
+/// for every element looked at, so the blocks of a page share the walk up their ancestors.
+fn discussion_around(element: ElementRef, known: &mut IdMap<bool>) -> bool {
+    let mut path = Vec::new();
+    let mut answer = false;
+    for e in std::iter::once(element).chain(element.ancestors().filter_map(ElementRef::wrap)) {
+        if let Some(&known_answer) = known.get(&e.id()) {
+            answer = known_answer;
+            break;
+        }
+        path.push(e.id());
+        if [e.value().attr("class"), e.value().attr("id")]
+            .into_iter()
+            .flatten()
+            .any(|v| DISCUSSION.is_match(v))
+        {
+            answer = true;
+            break;
+        }
+    }
+    for id in path {
+        known.insert(id, answer);
+    }
+    answer
 }
 
 static ARTICLE_BODY: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"[itemprop="articleBody"]"#));
