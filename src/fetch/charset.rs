@@ -20,15 +20,54 @@ static XML_DECLARATION: LazyLock<regex::Regex> = LazyLock::new(|| {
 });
 
 /// Decodes an HTML document.
+///
+/// Pages are more often mislabelled than feeds (saved copies, mirrors, templates that say
+/// ISO-8859-1 around UTF-8 text), so two more rules hold for them: bytes that are valid UTF-8 and
+/// not plain ASCII are UTF-8 whatever a legacy declaration says (legacy text is valid UTF-8 by
+/// accident almost never), and a page declared UTF-8 — or undeclared — that is UTF-8 but for a few
+/// stray bytes stays UTF-8 (those bytes become U+FFFD) instead of being read as windows-1252.
 pub fn decode_html(bytes: &[u8], content_type: Option<&str>) -> String {
-    let (encoding, body) = sniff(bytes, content_type, meta_charset);
+    let (encoding, body) = sniff(bytes, content_type, meta_charset, mostly_utf8);
+    let encoding = if encoding != UTF_8
+        && encoding.is_ascii_compatible()
+        && !body.is_ascii()
+        && std::str::from_utf8(body).is_ok()
+    {
+        UTF_8
+    } else {
+        encoding
+    };
     encoding.decode_without_bom_handling(body).0.into_owned()
+}
+
+/// How many valid multi-byte characters a page needs per stray byte sequence to stay UTF-8.
+const STRAY_BYTES: usize = 2;
+
+/// UTF-8 but for a few stray bytes (an ASCII page is UTF-8 too).
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(text) => {
+                valid += text.bytes().filter(|b| *b >= 0xC0).count();
+                break;
+            }
+            Err(error) => {
+                let (good, after) = rest.split_at(error.valid_up_to());
+                valid += good.iter().filter(|b| **b >= 0xC0).count();
+                invalid += 1;
+                rest = &after[error.error_len().unwrap_or(after.len()).min(after.len())..];
+            }
+        }
+    }
+    invalid == 0 || valid >= invalid * STRAY_BYTES
 }
 
 /// A feed as UTF-8 bytes, with its XML declaration (if any) rewritten to say so, ready for a
 /// parser that trusts the declaration.
 pub fn feed_to_utf8(bytes: &[u8], content_type: Option<&str>) -> Vec<u8> {
-    let (encoding, body) = sniff(bytes, content_type, xml_declared);
+    let (encoding, body) = sniff(bytes, content_type, xml_declared, |b| std::str::from_utf8(b).is_ok());
     if encoding == UTF_8 && !XML_ENCODING.is_match(body) {
         return body.to_vec();
     }
@@ -41,6 +80,7 @@ fn sniff<'a>(
     bytes: &'a [u8],
     content_type: Option<&str>,
     declared: fn(&[u8]) -> Option<&'static Encoding>,
+    utf8: fn(&[u8]) -> bool,
 ) -> (&'static Encoding, &'a [u8]) {
     if let Some((encoding, bom_len)) = Encoding::for_bom(bytes) {
         return (encoding, &bytes[bom_len..]);
@@ -48,12 +88,12 @@ fn sniff<'a>(
     if let Some(encoding) = utf16_without_bom(bytes) {
         return (encoding, bytes);
     }
-    let plausible = |e: &&'static Encoding| *e != UTF_8 || std::str::from_utf8(bytes).is_ok();
+    let plausible = |e: &&'static Encoding| *e != UTF_8 || utf8(bytes);
     let encoding = content_type
         .and_then(charset_param)
         .filter(plausible)
         .or_else(|| declared(bytes).filter(plausible))
-        .unwrap_or_else(|| detect(bytes));
+        .unwrap_or_else(|| detect(bytes, utf8));
     (encoding, bytes)
 }
 
@@ -66,8 +106,8 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
-fn detect(bytes: &[u8]) -> &'static Encoding {
-    if std::str::from_utf8(bytes).is_ok() {
+fn detect(bytes: &[u8], utf8: fn(&[u8]) -> bool) -> &'static Encoding {
+    if utf8(bytes) {
         return UTF_8;
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
@@ -124,6 +164,32 @@ mod tests {
     fn header_charset_wins_for_pages() {
         let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode("<p>Київ</p>");
         assert_eq!(decode_html(&bytes, Some("text/html; charset=windows-1251")), "<p>Київ</p>");
+    }
+
+    #[test]
+    fn valid_utf8_beats_a_legacy_declaration_on_pages() {
+        let page = "<meta http-equiv=Content-Type content=\"text/html; charset=ISO-8859-1\"><p>It’s Київ</p>";
+        assert!(decode_html(page.as_bytes(), None).ends_with("<p>It’s Київ</p>"));
+        assert!(decode_html(page.as_bytes(), Some("text/html; charset=gb2312")).ends_with("Київ</p>"));
+        // An ASCII page keeps its declaration (nothing to tell them apart).
+        assert_eq!(decode_html(b"<meta charset=iso-8859-1>abc", None), "<meta charset=iso-8859-1>abc");
+    }
+
+    #[test]
+    fn a_utf8_page_with_a_stray_byte_stays_utf8() {
+        let mut page =
+            "<meta charset=utf-8><p>“Quoted” — it’s right, naïve café, Київ, Львів, Одеса, Харків</p>"
+                .as_bytes()
+                .to_vec();
+        page.push(0x92); // a windows-1252 apostrophe pasted into UTF-8 text
+        let text = decode_html(&page, None);
+        assert!(text.contains("“Quoted” — it’s right") && text.ends_with('\u{FFFD}'), "{text}");
+        // Undeclared, the same.
+        assert!(decode_html(&page[20..], None).starts_with("<p>“Quoted”"));
+        // A page that is mostly not UTF-8 is still detected.
+        let (cyrillic, _, _) =
+            encoding_rs::WINDOWS_1251.encode("<p>Київ — столиця України, найбільше місто країни.</p>");
+        assert!(decode_html(&cyrillic, None).contains("Київ — столиця"));
     }
 
     #[test]
