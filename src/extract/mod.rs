@@ -2,8 +2,10 @@
 //!
 //! Steps, in order of trust: the site rule for the page's host ([`rules`]), then the page's JSON-LD
 //! `articleBody` when it is the full text ([`structured`]), then the generic extractor
-//! ([`generic`]). Whatever step picks the body, [`clean`] removes noise and sanitizes it last. Parsing and scoring are CPU work: async callers run [`Extractor::extract`] off the I/O
-//! threads (`spawn_blocking`).
+//! ([`generic`]); a page that yields nothing there is read again as its `<noscript>` shows it
+//! (a forum's crawler view), else its longest stretch of prose is the body. Whatever step picks
+//! the body, [`clean`] removes noise and sanitizes it last. Parsing and scoring are CPU work:
+//! async callers run [`Extractor::extract`] off the I/O threads (`spawn_blocking`).
 
 pub mod clean;
 pub mod generic;

@@ -45,6 +45,9 @@ const STRAY_BYTES: usize = 2;
 
 /// UTF-8 but for a few stray bytes (an ASCII page is UTF-8 too).
 fn mostly_utf8(bytes: &[u8]) -> bool {
+    if std::str::from_utf8(bytes).is_ok() {
+        return true;
+    }
     let (mut valid, mut invalid) = (0usize, 0usize);
     let mut rest = bytes;
     loop {
