@@ -19,9 +19,8 @@ use std::time::Instant;
 use feedmill::extract::{Extractor, SiteRules};
 use feedmill::fetch::charset::decode_html;
 
-/// The corpora: name, folder under ../shared/corpus, warm rounds, and whether the CLI is timed.
-const CORPORA: &[(&str, &str, usize, bool)] =
-    &[("extraction-dev", "extraction-dev", 7, true), ("extraction-dev2", "extraction-dev2", 2, false)];
+/// The corpora: folder under ../shared/corpus, warm rounds, and whether the CLI is timed.
+const CORPORA: &[(&str, usize, bool)] = &[("extraction-dev", 7, true), ("extraction-dev2", 2, false)];
 
 fn corpus(folder: &str) -> Option<Vec<(PathBuf, String)>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus").join(folder).join("html");
@@ -56,9 +55,9 @@ fn median(rates: &mut [f64]) -> f64 {
 
 fn main() {
     let extractor = Extractor::new(SiteRules::new(&[]).expect("built-in rules"));
-    for &(name, folder, rounds, time_cli) in CORPORA {
+    for &(folder, rounds, time_cli) in CORPORA {
         match corpus(folder) {
-            Some(pages) if !pages.is_empty() => measure(&extractor, name, &pages, rounds, time_cli),
+            Some(pages) if !pages.is_empty() => measure(&extractor, folder, &pages, rounds, time_cli),
             _ => println!("extract_speed: ../shared/corpus/{folder} is absent; not measured"),
         }
     }

@@ -60,11 +60,11 @@ fn mostly_utf8(bytes: &[u8]) -> bool {
                 let (good, after) = rest.split_at(error.valid_up_to());
                 valid += good.iter().filter(|b| **b >= 0xC0).count();
                 invalid += 1;
-                rest = &after[error.error_len().unwrap_or(after.len()).min(after.len())..];
+                rest = &after[error.error_len().unwrap_or(after.len())..];
             }
         }
     }
-    invalid == 0 || valid >= invalid * STRAY_BYTES
+    valid >= invalid * STRAY_BYTES
 }
 
 /// A feed as UTF-8 bytes, with its XML declaration (if any) rewritten to say so, ready for a
