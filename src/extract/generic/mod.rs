@@ -163,30 +163,12 @@ fn in_discussion(doc: &Html, ids: &[NodeId]) -> bool {
         .any(|e| discussion_around(e, &mut known))
 }
 
-/// Whether `element` is, or sits in, a region of readers' comments; `known` remembers the answer
-/// for every element looked at, so the blocks of a page share the walk up their ancestors.
+/// Whether `element` is, or sits in, a region of readers' comments.
 fn discussion_around(element: ElementRef, known: &mut IdMap<bool>) -> bool {
-    let mut path = Vec::new();
-    let mut answer = false;
-    for e in std::iter::once(element).chain(element.ancestors().filter_map(ElementRef::wrap)) {
-        if let Some(&known_answer) = known.get(&e.id()) {
-            answer = known_answer;
-            break;
-        }
-        path.push(e.id());
-        if [e.value().attr("class"), e.value().attr("id")]
-            .into_iter()
-            .flatten()
-            .any(|v| DISCUSSION.is_match(v))
-        {
-            answer = true;
-            break;
-        }
-    }
-    for id in path {
-        known.insert(id, answer);
-    }
-    answer
+    remembered_walk(element, known, |e| {
+        let mut names = [e.value().attr("class"), e.value().attr("id")].into_iter().flatten();
+        names.any(|v| DISCUSSION.is_match(v)).then_some(true)
+    })
 }
 
 static ARTICLE_BODY: LazyLock<Selector> = LazyLock::new(|| static_selector(r#"[itemprop="articleBody"]"#));
@@ -414,32 +396,42 @@ fn class_weight(element: &ElementRef) -> f64 {
     weight
 }
 
-/// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars? `known`
-/// remembers the answer for every element already looked at, so a page's blocks share the walk
-/// up through their common ancestors.
+/// Does the block sit in (or is it) page furniture: nav, footer, comments, sidebars?
 fn is_unlikely_inside(block: ElementRef, known: &mut IdMap<bool>) -> bool {
-    // Walk up until the answer is settled or already known, then record it for the whole path.
+    remembered_walk(block, known, |e| {
+        let v = e.value();
+        if matches!(v.name(), "nav" | "footer" | "aside" | "header" | "form") {
+            return Some(true);
+        }
+        if matches!(v.name(), "body" | "html" | "article" | "main") {
+            return Some(false);
+        }
+        let names = format!("{} {}", v.attr("class").unwrap_or(""), v.attr("id").unwrap_or(""));
+        let unlikely = UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
+            || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"));
+        unlikely.then_some(true)
+    })
+}
+
+/// Walks from `element` up through its ancestors until `verdict` settles the question (`Some`)
+/// or an element's answer is already in `known`; no verdict up to the root means `false`. The
+/// answer is recorded for the whole path, so the blocks of a page share the walk up through their
+/// common ancestors.
+fn remembered_walk(
+    element: ElementRef,
+    known: &mut IdMap<bool>,
+    verdict: impl Fn(&ElementRef) -> Option<bool>,
+) -> bool {
     let mut path = Vec::new();
     let mut answer = false;
-    for e in std::iter::once(block).chain(block.ancestors().filter_map(ElementRef::wrap)) {
+    for e in std::iter::once(element).chain(element.ancestors().filter_map(ElementRef::wrap)) {
         if let Some(&known_answer) = known.get(&e.id()) {
             answer = known_answer;
             break;
         }
         path.push(e.id());
-        let v = e.value();
-        if matches!(v.name(), "nav" | "footer" | "aside" | "header" | "form") {
-            answer = true;
-            break;
-        }
-        if matches!(v.name(), "body" | "html" | "article" | "main") {
-            break;
-        }
-        let names = format!("{} {}", v.attr("class").unwrap_or(""), v.attr("id").unwrap_or(""));
-        if UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
-            || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"))
-        {
-            answer = true;
+        if let Some(settled) = verdict(&e) {
+            answer = settled;
             break;
         }
     }
@@ -453,14 +445,19 @@ fn is_unlikely_inside(block: ElementRef, known: &mut IdMap<bool>) -> bool {
 mod tests {
     use super::*;
 
+    /// The HTML of the elements `ids` on `page`.
+    fn html_of(page: &Html, ids: &[NodeId]) -> String {
+        ids.iter().filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap)).map(|e| e.html()).collect()
+    }
+
     /// The furniture the generic extractor finds on `page`, as HTML.
     pub(super) fn removed_html(page: &Html) -> String {
-        find_article(page)
-            .furniture
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect()
+        html_of(page, &find_article(page).furniture)
+    }
+
+    /// The HTML of the roots `find_article` chooses on `page`.
+    pub(super) fn article_html(page: &Html) -> String {
+        html_of(page, &find_article(page).roots)
     }
 
     #[test]
@@ -472,24 +469,9 @@ mod tests {
             <p>The second paragraph goes on, and on, adding detail after detail to the report.</p></div>
             <footer><p>Copyright, all rights reserved, contact us, privacy policy, terms</p></footer></body></html>"#,
         );
-        let ids = find_article(&page).roots;
-        let html: String = ids
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect();
+        let html = article_html(&page);
         assert!(html.contains("first paragraph") && html.contains("second paragraph"), "{html}");
         assert!(!html.contains("Most read") && !html.contains("Copyright"), "{html}");
-    }
-
-    /// The HTML of the roots `find_article` chooses on `page`.
-    pub(super) fn article_html(page: &Html) -> String {
-        find_article(page)
-            .roots
-            .iter()
-            .filter_map(|&id| page.tree.get(id).and_then(ElementRef::wrap))
-            .map(|e| e.html())
-            .collect()
     }
 
     #[test]
