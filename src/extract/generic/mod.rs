@@ -24,7 +24,7 @@ use stats::{IdMap, TextStats};
 
 static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| {
     static_regex(
-        r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags",
+        r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags|modal|consent",
     )
 });
 static MAYBE: LazyLock<Regex> =
@@ -486,6 +486,27 @@ mod tests {
         ));
         let html = article_html(&page);
         assert!(html.contains("The short post itself") && !html.contains("I disagree"), "{html}");
+    }
+
+    #[test]
+    fn dialogs_and_consent_panels_are_not_the_article() {
+        // A forum thread's posts are "replies", which the strict pass skips; a members-only
+        // dialog or a consent manager's panel must not win in their place.
+        let post = "<li class=bbp-body><div class=bbp-reply-content><p>My favourite city for hiking is Santa Fe, with trails close by, \
+            good food, and a long season, which matters more than anything else to me.</p></div></li>";
+        let page = Html::parse_document(&format!(
+            r#"<html><body><ul class="bbp-replies">{}</ul>
+            <div class="modal" id="membership-required-modal"><div class="modal-dialog"><div class="modal-body"><p>This
+            feature requires an active membership. You're currently viewing a free preview, so sign in, or join us,
+            today.</p></div></div></div>
+            <div id="onetrust-consent-sdk"><p>These cookies are set by a range of social media services that we
+            have added to the site, to enable you to share our content with your friends, and networks.</p></div>
+            </body></html>"#,
+            post.repeat(3)
+        ));
+        let html = article_html(&page);
+        assert!(html.contains("Santa Fe"), "{html}");
+        assert!(!html.contains("membership") && !html.contains("cookies"), "{html}");
     }
 
     #[test]
