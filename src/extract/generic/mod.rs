@@ -403,6 +403,9 @@ fn is_unlikely_inside(block: ElementRef, known: &mut IdMap<bool>) -> bool {
         if matches!(v.name(), "nav" | "footer" | "aside" | "header" | "form") {
             return Some(true);
         }
+        if is_hidden(e) {
+            return Some(true);
+        }
         if matches!(v.name(), "body" | "html" | "article" | "main") {
             return Some(false);
         }
@@ -410,6 +413,24 @@ fn is_unlikely_inside(block: ElementRef, known: &mut IdMap<bool>) -> bool {
         let unlikely = UNLIKELY.is_match(&names) && !MAYBE.is_match(&names)
             || matches!(v.attr("role"), Some("navigation" | "complementary" | "banner" | "contentinfo"));
         unlikely.then_some(true)
+    })
+}
+
+/// Whether the page hides the element from readers (after Readability's visibility test):
+/// `aria-hidden="true"`, or an inline `display: none` / `visibility: hidden`. Only the strict pass
+/// skips hidden blocks: collapsed accordions and tabs are hidden that way too and are part of the
+/// article once chosen. The `hidden` attribute is not read: React's streaming rendering delivers
+/// whole pages inside `<div hidden>`.
+fn is_hidden(element: &ElementRef) -> bool {
+    let v = element.value();
+    if v.attr("aria-hidden") == Some("true") {
+        return true;
+    }
+    let declarations = v.attr("style").into_iter().flat_map(|style| style.split(';'));
+    declarations.filter_map(|d| d.split_once(':')).any(|(property, value)| {
+        let (property, value) = (property.trim(), value.trim());
+        property.eq_ignore_ascii_case("display") && value.eq_ignore_ascii_case("none")
+            || property.eq_ignore_ascii_case("visibility") && value.eq_ignore_ascii_case("hidden")
     })
 }
 
@@ -507,6 +528,23 @@ mod tests {
         let html = article_html(&page);
         assert!(html.contains("Santa Fe"), "{html}");
         assert!(!html.contains("membership") && !html.contains("cookies"), "{html}");
+    }
+
+    #[test]
+    fn hidden_blocks_are_not_the_article() {
+        let paragraph =
+            |text: &str| format!("<p>{text}, a paragraph long enough to count, with commas, and more.</p>");
+        // Hidden blocks that would outscore the story were they shown.
+        let page = Html::parse_document(&format!(
+            r#"<html><body><div><div>{}</div></div>
+            <div><div style="display: none">{}</div></div><div><div aria-hidden="true">{}</div></div></body></html>"#,
+            paragraph("The story itself").repeat(7),
+            paragraph("A hidden popup, longer, with commas, commas").repeat(5),
+            paragraph("An off-screen copy, longer, with commas, commas").repeat(5),
+        ));
+        let html = article_html(&page);
+        assert!(html.contains("The story itself"), "{html}");
+        assert!(!html.contains("hidden popup") && !html.contains("off-screen"), "{html}");
     }
 
     #[test]
