@@ -106,6 +106,7 @@ async fn main() {
             tags: vec![],
             priority: 0,
             filter: Default::default(),
+            kind: feedmill::config::SourceKind::Feed,
         })
         .collect();
     let ids = store.sync_sources(&sources).await.expect("sources");

@@ -79,6 +79,7 @@ async fn fill(db: &std::path::Path) {
         tags: vec![],
         priority: 0,
         filter: Default::default(),
+        kind: feedmill::config::SourceKind::Feed,
     };
     let ids = store.sync_sources(&[source]).await.expect("sources");
     let items = (0..ITEMS)

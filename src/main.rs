@@ -327,7 +327,7 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
     println!("sources ({}):", config.sources.len());
     for s in &config.sources {
         let tags = if s.tags.is_empty() { String::new() } else { format!(" tags={}", s.tags.join(",")) };
-        println!("  {}  {}  {}  full_text={}{tags}", s.name, s.url, s.schedule, s.full_text);
+        println!("  {}  {}  {}  full_text={}{tags}  kind={}", s.name, s.url, s.schedule, s.full_text, s.kind);
     }
     println!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
     Ok(())

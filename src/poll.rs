@@ -16,7 +16,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::config::{Config, Source};
+use crate::config::{Config, Source, SourceKind};
 use crate::dedup::near;
 use crate::dedup::{Edition, LinkRules};
 use crate::extract::{text::html_to_text, Article, Extraction, Extractor, Step, MAX_PAGES};
@@ -33,6 +33,9 @@ use crate::websub::Notifier;
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 /// Bodies up to this size get their dedup signature on the poll's own task (a few µs).
 const INLINE_SIGNATURE_BYTES: usize = 2048;
+/// Most further documents of a source read in one poll: a sitemap index's children, a Telegram
+/// channel's older pages.
+const MORE_DOCUMENTS: usize = 10;
 /// How long a fetched page's result is reused for other sources announcing the same link.
 const PAGE_MEMORY: Duration = Duration::from_secs(30 * 60);
 
@@ -99,6 +102,8 @@ pub struct Poller {
     /// Recent and in-flight page fetches by canonical link: two sources announcing the same
     /// article at the same moment cause one request.
     pages: Mutex<HashMap<String, SharedPage>>,
+    /// The dedup window: sitemap entries older than this are no news.
+    window: Duration,
 }
 
 impl Poller {
@@ -123,6 +128,7 @@ impl Poller {
             links: LinkRules { extra_tracking: config.dedup.tracking_params.clone() },
             notifier: None,
             pages: Mutex::new(HashMap::new()),
+            window: config.dedup.window,
         }
     }
 
@@ -292,17 +298,41 @@ impl Poller {
         if fetched.body.iter().all(u8::is_ascii_whitespace) {
             return Err(PollError::Parse { url: fetched.url.to_string(), error: feed::ParseError::empty() });
         }
-        let feed_url = fetched.url.clone();
-        let (body, content_type) = (fetched.body, fetched.content_type);
-        let parse_url = feed_url.clone();
-        let parsed = tokio::task::spawn_blocking(move || {
-            feed::parse(&feed_to_utf8(&body, content_type.as_deref()), &parse_url)
-        })
-        .await
-        .map_err(|e| PollError::Task(e.to_string()))?
-        .map_err(|error| PollError::Parse { url: feed_url.to_string(), error })?;
-
-        let items = self.new_items(source_id, parsed.items).await?;
+        let parsed = self.read(source, fetched.url.clone(), fetched.body, fetched.content_type).await?;
+        let parsed_count = parsed.items.len();
+        let mut items = self.new_items(source_id, parsed.items).await?;
+        // More documents of the same source: a sitemap index's recent children (each read once,
+        // so an index listing itself is no loop), a Telegram channel's older messages while every
+        // message read so far is new (catching up after downtime).
+        let mut visited = vec![fetched.url.clone()];
+        let mut more: Vec<Url> = parsed.children;
+        let mut older = parsed.older.filter(|_| items.len() == parsed_count);
+        let max_pages = match &source.kind {
+            SourceKind::Telegram(telegram) => telegram.max_pages,
+            _ => 1,
+        };
+        while let Some(next) = more.pop().or_else(|| older.take().filter(|_| visited.len() < max_pages)) {
+            if visited.len() > MORE_DOCUMENTS {
+                break;
+            }
+            if visited.contains(&next) {
+                continue;
+            }
+            visited.push(next.clone());
+            let response = self.fetcher.fetch_feed(&next, &Default::default()).await;
+            let Ok(FeedResponse::Fetched(document)) = response else {
+                tracing::warn!(source = %source.name, url = %next, "could not fetch; read next poll");
+                continue;
+            };
+            let read = self.read(source, document.url, document.body, document.content_type).await?;
+            let count = read.items.len();
+            let new = self.new_items(source_id, read.items).await?;
+            if new.len() == count && count > 0 {
+                older = read.older;
+            }
+            more.extend(read.children);
+            items.extend(new);
+        }
         let (mut candidates, complete) = self.candidates(source, items).await;
         // Dedup signatures: short bodies (feed descriptions) inline, full articles — CPU work —
         // together off the I/O threads.
@@ -348,6 +378,32 @@ impl Poller {
         Ok(())
     }
 
+    /// Reads one fetched document of the source, off the I/O threads: feeds and sitemaps decoded
+    /// as XML (their declared encoding), HTML pages as pages.
+    async fn read(
+        &self,
+        source: &Source,
+        url: Url,
+        body: Vec<u8>,
+        content_type: Option<String>,
+    ) -> Result<feed::ParsedFeed, PollError> {
+        let kind = source.kind.clone();
+        let since = Utc::now() - chrono::Duration::from_std(self.window).unwrap_or_default();
+        let read_url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let utf8 = match kind {
+                SourceKind::Html(_) | SourceKind::Telegram(_) => {
+                    decode_html(&body, content_type.as_deref()).into_bytes()
+                }
+                SourceKind::Feed | SourceKind::Sitemap => feed_to_utf8(&body, content_type.as_deref()),
+            };
+            feed::read(&kind, &utf8, &read_url, since)
+        })
+        .await
+        .map_err(|e| PollError::Task(e.to_string()))?
+        .map_err(|error| PollError::Parse { url: url.to_string(), error })
+    }
+
     /// Items this source has not delivered before (the first occurrence of a GUID repeated
     /// within the feed wins), and known items whose title or text changed in the feed.
     async fn new_items(&self, source_id: i64, items: Vec<FeedItem>) -> Result<Vec<NewItem>, StoreError> {
@@ -387,12 +443,22 @@ impl Poller {
     async fn candidates(&self, source: &Source, items: Vec<NewItem>) -> (Vec<Candidate>, bool) {
         let mut candidates = Vec::with_capacity(items.len());
         let mut fetches = JoinSet::new();
-        for (index, new) in items.into_iter().enumerate() {
-            match (&new.item.link, &new.link) {
+        for (index, mut new) in items.into_iter().enumerate() {
+            // An item citing an article (a Telegram post's link preview) is not that article: the
+            // article's page is the one read, and its link joins the item to the article's story.
+            let (page_url, page_key) = match &new.item.cites {
+                Some(cited) => {
+                    new.page_editions
+                        .push(crate::extract::meta::Edition { url: cited.clone(), language: None });
+                    (Some(cited.clone()), Some(self.links.canonical(cited)))
+                }
+                None => (new.item.link.clone(), new.link.clone()),
+            };
+            match (page_url, page_key) {
                 // A link some source already delivered is not fetched again, unless the feed
                 // says this item changed.
                 (Some(url), Some(canonical)) if source.full_text && (!new.link_known || new.update) => {
-                    let page = self.page(canonical.clone(), url.clone(), new.update);
+                    let page = self.page(canonical, url, new.update);
                     fetches.spawn(async move { (index, new, Some(page.await)) });
                 }
                 _ => candidates.push((index, candidate(source, &self.links, new, None))),
@@ -405,15 +471,21 @@ impl Poller {
                     Some(Ok((_, _, Some(Err(PageError { deferred: true, .. }))))) => complete = false,
                     Some(Ok((index, mut new, page))) => {
                         // The page's own canonical link (an AMP page's, a syndicated copy's)
-                        // is the article's identity.
+                        // is the article's identity; a cited article's joins the citing item to it.
                         if let Some(Ok(Extraction { canonical: Some(canonical), .. })) = &page {
-                            new.link = Some(self.links.canonical(canonical));
+                            match new.item.cites {
+                                Some(_) => new.page_editions.push(crate::extract::meta::Edition {
+                                    url: canonical.clone(),
+                                    language: None,
+                                }),
+                                None => new.link = Some(self.links.canonical(canonical)),
+                            }
                         }
                         // The page's language and editions count even when the feed's text is
                         // published instead of its body.
                         if let Some(Ok(extraction)) = &page {
                             new.page_language = extraction.language.clone();
-                            new.page_editions = extraction.editions.clone();
+                            new.page_editions.extend(extraction.editions.iter().cloned());
                         }
                         let article = page.and_then(|page| self.choose_article(&new.item, page));
                         candidates.push((index, candidate(source, &self.links, new, article)));

@@ -45,14 +45,18 @@ pub struct AppState {
     /// A WebSub hub the feeds advertise.
     pub hub: Option<String>,
     pub max_items: usize,
-    /// The configured sources' names (status page, health), replaced on reload.
-    source_names: std::sync::RwLock<Vec<String>>,
+    /// The configured sources' names and kinds (status page, health), replaced on reload.
+    source_names: std::sync::RwLock<Vec<(String, &'static str)>>,
     /// `[feed] include/exclude`: applies to the merged and per-tag feeds.
     pub filter: Filter,
     /// When the daemon started (Unix seconds) and how long without a successful poll is unhealthy.
     started_at: i64,
     unhealthy_after: std::time::Duration,
     cache: Mutex<HashMap<FeedKey, Arc<Rendered>>>,
+}
+
+fn names_and_kinds(sources: &[crate::config::Source]) -> Vec<(String, &'static str)> {
+    sources.iter().map(|s| (s.name.clone(), s.kind.name())).collect()
 }
 
 /// A rendered feed's identity: which items, which format, which page.
@@ -64,11 +68,10 @@ const FILTER_LOOKAHEAD: usize = 5;
 impl AppState {
     /// The configured sources changed (a reload).
     pub fn set_sources(&self, sources: &[crate::config::Source]) {
-        *self.source_names.write().unwrap_or_else(|p| p.into_inner()) =
-            sources.iter().map(|s| s.name.clone()).collect();
+        *self.source_names.write().unwrap_or_else(|p| p.into_inner()) = names_and_kinds(sources);
     }
 
-    fn sources(&self) -> Vec<String> {
+    fn sources(&self) -> Vec<(String, &'static str)> {
         self.source_names.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -79,7 +82,7 @@ impl AppState {
             public_url: config.server.public_url.clone(),
             hub: config.feed.websub_hub.as_ref().map(Url::to_string),
             max_items: config.feed.max_items,
-            source_names: std::sync::RwLock::new(config.sources.iter().map(|s| s.name.clone()).collect()),
+            source_names: std::sync::RwLock::new(names_and_kinds(&config.sources)),
             filter: config.feed_filter.clone(),
             started_at: Utc::now().timestamp(),
             unhealthy_after: config.server.unhealthy_after,

@@ -10,13 +10,13 @@ use url::Url;
 use crate::publish::atom::escape;
 use crate::store::SourceRow;
 
-/// Renders the page for the configured sources (`configured`: their names; rows of sources no
-/// longer configured are left out).
+/// Renders the page for the configured sources (`configured`: their names and kinds; rows of
+/// sources no longer configured are left out).
 pub fn render(
     title: &str,
     public_url: &Url,
     sources: &[SourceRow],
-    configured: &[String],
+    configured: &[(String, &'static str)],
     now: i64,
 ) -> String {
     let mut out = String::with_capacity(8192 + sources.len() * 1024);
@@ -31,24 +31,26 @@ pub fn render(
         let url = escape(&format!("{public_url}feed.{format}"));
         let _ = write!(out, "{}<a href=\"{url}\">{url}</a>", if i > 0 { " · " } else { "" });
     }
-    let shown: Vec<&SourceRow> = sources.iter().filter(|s| configured.contains(&s.name)).collect();
-    let healthy = shown.iter().filter(|s| s.error_count == 0).count();
+    let kind_of = |name: &str| configured.iter().find(|(n, _)| n == name).map(|(_, kind)| *kind);
+    let shown: Vec<(&SourceRow, &str)> =
+        sources.iter().filter_map(|s| Some((s, kind_of(&s.name)?))).collect();
+    let healthy = shown.iter().filter(|(s, _)| s.error_count == 0).count();
     let _ = write!(
         out,
         "</p>\n<p>{} sources, {healthy} healthy, {} failing. Rendered {}.</p>\n<table>\n<thead><tr>\
-         <th>source</th><th>health</th><th>last poll</th><th>next poll</th><th>items, 24 h</th>\
+         <th>source</th><th>kind</th><th>health</th><th>last poll</th><th>next poll</th><th>items, 24 h</th>\
          <th>items per day, 14 days</th><th>last error</th></tr></thead>\n<tbody>\n",
         shown.len(),
         shown.len() - healthy,
         time(Some(now))
     );
-    for source in shown {
+    for (source, kind) in shown {
         let name = escape(&source.name);
         let feed = escape(&format!("{public_url}sources/{}/feed.atom", path_segment(&source.name)));
         let (class, health) = health(source, now);
         let _ = writeln!(
             out,
-            "<tr class=\"{class}\"><td><a href=\"{feed}\">{name}</a><br><small>{}</small></td><td>{health}</td>\
+            "<tr class=\"{class}\"><td><a href=\"{feed}\">{name}</a><br><small>{}</small></td><td>{kind}</td><td>{health}</td>\
              <td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
             escape(&source.url),
             time(source.last_poll_at),
@@ -64,8 +66,8 @@ pub fn render(
 
 const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
     table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-align:top}\
-    th{background:#f4f4f4}td.n{text-align:right}small{color:#777}tr.failing td:nth-child(2){color:#b00020;font-weight:600}\
-    tr.waiting td:nth-child(2){color:#a66b00}td.error{color:#b00020;max-width:30em;word-break:break-word}\
+    th{background:#f4f4f4}td.n{text-align:right}small{color:#777}tr.failing td:nth-child(3){color:#b00020;font-weight:600}\
+    tr.waiting td:nth-child(3){color:#a66b00}td.error{color:#b00020;max-width:30em;word-break:break-word}\
     svg rect{fill:#3b7dd8}";
 
 /// (row class, text): `ok`, `erroring since …, retry at …`, or `backing off until …`.
@@ -152,7 +154,13 @@ mod tests {
     fn lists_sources_with_health_chart_and_escaped_text() {
         let url = Url::parse("http://feeds.example/").unwrap();
         let rows = vec![row("good", 0), row("bad one", 3), row("removed", 0)];
-        let html = render("My <feeds>", &url, &rows, &["good".into(), "bad one".into()], 1_764_000_100);
+        let html = render(
+            "My <feeds>",
+            &url,
+            &rows,
+            &[("good".into(), "feed"), ("bad one".into(), "telegram")],
+            1_764_000_100,
+        );
         assert!(html.contains("<title>My &lt;feeds&gt; — status</title>"));
         assert!(html.contains("http://feeds.example/feed.rss"));
         assert!(html.contains("2 sources, 1 healthy, 1 failing"));
@@ -161,5 +169,6 @@ mod tests {
         assert!(html.contains("http://feeds.example/sources/bad%20one/feed.atom"));
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(!html.contains("removed") && !html.contains("<script"));
+        assert!(html.contains("<td>telegram</td>") && html.contains("<td>feed</td>"), "each source's kind");
     }
 }

@@ -246,7 +246,7 @@ fn structured_article(body: &str, url: &Url, meta: meta::Metadata) -> Article {
 }
 
 /// A selector written in this source code: failing to parse is a bug the tests catch.
-fn static_selector(css: &str) -> Selector {
+pub(crate) fn static_selector(css: &str) -> Selector {
     Selector::parse(css).unwrap_or_else(|e| unreachable!("static selector `{css}`: {e}"))
 }
 

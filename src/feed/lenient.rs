@@ -8,13 +8,13 @@
 //! and character references are kept as written, never expanded.
 
 use base64::Engine;
-use chrono::{DateTime, NaiveDateTime, Utc};
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::{plain_line, FeedItem};
+use super::{parse_date, plain_line, FeedItem};
 
 /// Most items read from one document.
 const MAX_ITEMS: usize = 10_000;
@@ -93,20 +93,7 @@ pub(super) fn read(text: &str, feed_url: &Url) -> Option<(Option<String>, Vec<Fe
             }
             Event::Text(t) => append(&mut field, &mut feed_title, &t.xml10_content()),
             Event::CData(t) => append(&mut field, &mut feed_title, &t.xml10_content()),
-            Event::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref() {
-                    Ok(Some(c)) => c.to_string(),
-                    _ => match &*r.xml10_content() {
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "amp" => "&".into(),
-                        "quot" => "\"".into(),
-                        "apos" => "'".into(),
-                        other => format!("&{other};"),
-                    },
-                };
-                append(&mut field, &mut feed_title, &resolved);
-            }
+            Event::GeneralRef(r) => append(&mut field, &mut feed_title, &reference_text(&r)),
             Event::End(_) => {
                 if field.as_ref().is_some_and(|f| f.depth == depth) {
                     if let (Some(open), Some(done)) = (&mut item, field.take()) {
@@ -240,6 +227,7 @@ fn finish_item(raw: RawItem, feed_url: &Url) -> FeedItem {
         content: raw.content,
         image: None,
         language: None,
+        cites: None,
     }
 }
 
@@ -251,19 +239,20 @@ fn decode_base64(text: &str) -> String {
         .unwrap_or_else(|_| text.trim().to_owned())
 }
 
-/// RFC 2822 (RSS), RFC 3339 (Atom, Dublin Core) or CDF's `YYYY-MM-DDTHH:MM`, as UTC.
-fn parse_date(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    DateTime::parse_from_rfc2822(text)
-        .or_else(|_| DateTime::parse_from_rfc3339(text))
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-                .iter()
-                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-                .map(|naive| naive.and_utc())
-        })
+/// A character or entity reference as text: XML's five entities and character references
+/// resolved, any other entity kept as written (never expanded).
+pub(super) fn reference_text(reference: &quick_xml::events::BytesRef) -> String {
+    match reference.resolve_char_ref() {
+        Ok(Some(c)) => c.to_string(),
+        _ => match &*reference.xml10_content() {
+            "lt" => "<".into(),
+            "gt" => ">".into(),
+            "amp" => "&".into(),
+            "quot" => "\"".into(),
+            "apos" => "'".into(),
+            other => format!("&{other};"),
+        },
+    }
 }
 
 #[cfg(test)]

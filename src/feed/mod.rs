@@ -5,13 +5,18 @@
 //! cannot read (old or odd dialects) get a second chance in [`lenient`].
 
 mod lenient;
+mod listing;
+mod sitemap;
+mod telegram;
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use regex::bytes::Regex;
 use url::Url;
+
+use crate::config::SourceKind;
 
 static SY_PERIOD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"<(?:\w+:)?updatePeriod>\s*(hourly|daily|weekly|monthly|yearly)\s*</")
@@ -42,6 +47,10 @@ pub struct ParsedFeed {
     /// How often the publisher says the feed changes: RSS `<ttl>`, or the syndication module's
     /// `sy:updatePeriod` / `sy:updateFrequency`, whichever is longer.
     pub publisher_interval: Option<Duration>,
+    /// A sitemap index's recently modified child sitemaps, read in the same poll.
+    pub children: Vec<Url>,
+    /// A Telegram preview's page of older messages, read when every message on this one is new.
+    pub older: Option<Url>,
 }
 
 /// One item as the feed describes it.
@@ -63,6 +72,33 @@ pub struct FeedItem {
     pub image: Option<Url>,
     /// The item's `xml:lang`, else the feed's (`<language>`, `xml:lang`), normalized.
     pub language: Option<String>,
+    /// An article the item reports on without being it (a Telegram post's link preview): its
+    /// page is the one fetched for the full text, and the item joins that article's story.
+    pub cites: Option<Url>,
+}
+
+/// Reads a source's document (UTF-8) fetched from `url` into items, by the source's kind.
+/// Sitemap entries older than `since` (the dedup window) are left out.
+pub fn read(
+    kind: &SourceKind,
+    utf8: &[u8],
+    url: &Url,
+    since: DateTime<Utc>,
+) -> Result<ParsedFeed, ParseError> {
+    match kind {
+        SourceKind::Feed if sitemap::is_sitemap(utf8) => sitemap::read(utf8, url, since),
+        SourceKind::Feed => parse(utf8, url),
+        SourceKind::Sitemap => sitemap::read(utf8, url, since),
+        SourceKind::Html(listing) => listing::read(listing, &String::from_utf8_lossy(utf8), url),
+        SourceKind::Telegram(channel) => telegram::read(channel, &String::from_utf8_lossy(utf8), url),
+    }
+}
+
+/// An HTML page parsed as the extractor parses one: flattened below the depth browsers allow,
+/// so 100,000 nested elements cost what a flat page does.
+fn parse_html(html: &str) -> scraper::Html {
+    use crate::extract::preparse;
+    scraper::Html::parse_document(&preparse::prepare(html, preparse::MAX_DEPTH, false))
 }
 
 /// Parses a feed document (UTF-8) fetched from `url`: feed-rs first; when it rejects the document
@@ -79,7 +115,14 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
                 lenient::read(&String::from_utf8_lossy(bytes), url).filter(|(_, items)| !items.is_empty());
             match (parsed, lenient) {
                 (_, Some((title, items))) => {
-                    return Ok(ParsedFeed { title, items, publisher_interval: syndication_interval(bytes) })
+                    let publisher_interval = syndication_interval(bytes);
+                    return Ok(ParsedFeed {
+                        title,
+                        items,
+                        publisher_interval,
+                        children: Vec::new(),
+                        older: None,
+                    });
                 }
                 (Ok(feed), None) => feed,
                 (Err(error), None) => return Err(ParseError(describe_unreadable(bytes, &error.to_string()))),
@@ -90,7 +133,8 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
     let publisher_interval = ttl.max(syndication_interval(bytes));
     let language = feed.language.as_deref().and_then(crate::language::normalize);
     let items = feed.entries.into_iter().map(|entry| item(entry, url, language.as_deref())).collect();
-    Ok(ParsedFeed { title: feed.title.map(|t| plain_line(&t.content)), items, publisher_interval })
+    let title = feed.title.map(|t| plain_line(&t.content));
+    Ok(ParsedFeed { title, items, publisher_interval, children: Vec::new(), older: None })
 }
 
 const ATOM_03: &[u8] = b"http://purl.org/atom/ns#";
@@ -241,7 +285,31 @@ fn item(entry: feed_rs::model::Entry, feed_url: &Url, feed_language: Option<&str
             .as_deref()
             .and_then(crate::language::normalize)
             .or(feed_language.map(str::to_owned)),
+        cites: None,
     }
+}
+
+/// A date as feeds, sitemaps and pages write it, as UTC: RFC 2822 (RSS), RFC 3339 (Atom, Dublin
+/// Core), W3C datetimes without seconds or without a time (sitemaps), CDF's `YYYY-MM-DDTHH:MM`.
+pub(crate) fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    DateTime::parse_from_rfc2822(text)
+        .or_else(|_| DateTime::parse_from_rfc3339(text))
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M%:z"))
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+                .map(|naive| naive.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc())
+        })
 }
 
 /// A date more than a day in the future is a publisher's error (or an attempt to stay on top of

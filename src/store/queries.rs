@@ -915,6 +915,7 @@ mod tests {
             tags: vec![],
             priority: 0,
             filter: Default::default(),
+            kind: crate::config::SourceKind::Feed,
         }
     }
 

@@ -9,9 +9,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod kind;
+
 use serde::{Deserialize, Deserializer};
 
 use crate::filter::Filter;
+pub use kind::{telegram_channel, Listing, SourceKind, Telegram};
 use url::Url;
 
 /// Where the configuration is looked for when `-c` and `$FEEDMILL_CONFIG` are not given.
@@ -277,6 +280,8 @@ pub struct Source {
     pub priority: i64,
     /// Items that fail it are stored hidden: never published, never fetched again.
     pub filter: Filter,
+    /// What the URL serves, and so which reader reads it.
+    pub kind: SourceKind,
 }
 
 /// A site rule as written in TOML (user config or `config/sites/*.toml`).
@@ -431,6 +436,14 @@ struct SourceToml {
     include: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    // The kind and its keys (see `kind`).
+    kind: Option<String>,
+    item: Option<CssSelector>,
+    link: Option<CssSelector>,
+    title: Option<CssSelector>,
+    date: Option<CssSelector>,
+    summary: Option<CssSelector>,
+    max_pages: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -512,9 +525,21 @@ impl Config {
             let schedule = pick_schedule(s.schedule, s.every)
                 .map_err(|m| invalid(Some(span.clone()), format!("sources[{i}]"), m))?
                 .unwrap_or_else(|| default_schedule.clone());
+            let kind_keys = kind::KindToml {
+                kind: s.kind,
+                item: s.item,
+                link: s.link,
+                title: s.title,
+                date: s.date,
+                summary: s.summary,
+                max_pages: s.max_pages,
+            };
+            let (kind, url) = kind::resolve(kind_keys, &s.url)
+                .map_err(|(key, m)| invalid(Some(span.clone()), format!("sources[{i}].{key}"), m))?;
             sources.push(Source {
                 name,
-                url: s.url,
+                url,
+                kind,
                 schedule,
                 full_text: s.full_text.unwrap_or(default_full_text),
                 tags: s.tags.unwrap_or_else(|| raw.defaults.tags.clone()),
