@@ -8,7 +8,9 @@
 //! - [`schedule`]: a tokio-cron-scheduler job per source.
 //! - [`poll`]: one poll of one source — the place that orders the stages below.
 //! - [`fetch`]: HTTP for feeds and pages: deadlines, size caps, conditional GET, SSRF guard.
-//! - [`feed`]: feed bytes → items (feed-rs; a lenient quick-xml reader for what it cannot read).
+//! - [`feed`]: a source's document → items, one reader per source kind: feeds (feed-rs; a lenient
+//!   quick-xml reader for what it cannot read), Telegram channel previews, HTML listing pages,
+//!   sitemaps.
 //! - [`extract`]: article page → clean body (site rules, generic extractor, sanitizer).
 //! - [`dedup`]: what makes two items the same article, or the same story.
 //! - [`store`]: SQLite through one writer thread; reports gathered into stories and the best one

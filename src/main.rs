@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use feedmill::config::{Config, ConfigError, FetchConfig, DEFAULT_CONFIG_PATH};
 use feedmill::extract::{Extraction, Extractor, SiteRules, Step};
-use feedmill::fetch::{charset::decode_html, Fetcher};
+use feedmill::fetch::{charset::decode_html, FeedResponse, Fetched, Fetcher};
 use url::Url;
 
 /// Exit code for a configuration that cannot be used.
@@ -40,6 +40,15 @@ enum Command {
     },
     /// Validate the configuration and print the resolved sources.
     CheckConfig,
+    /// Fetch one source's document now and print the items it yields (without storing them): for
+    /// writing an html source's selectors, or checking a channel or sitemap.
+    CheckSource {
+        /// The source's name.
+        name: String,
+    },
+    /// Print the feeds a page offers (its `<link rel="alternate">` feeds, best first), or say
+    /// that the URL is a feed itself.
+    Discover { url: Url },
     /// Site rules: `rules test [HOST]` fetches each rule's `test_url` pages and checks that the
     /// extracted body contains every `test_contains` text (needs internet for the built-in rules).
     Rules {
@@ -166,6 +175,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract { url, format, out_dir, inputs } => {
             let config = optional_config(&config_path, explicit_config)?;
             extract(config.as_ref(), url, format, out_dir.as_deref(), &inputs).await
+        }
+        Command::CheckSource { name } => check_source(&Config::load(&config_path)?, &name).await,
+        Command::Discover { url } => {
+            let config = optional_config(&config_path, explicit_config)?;
+            discover(config.as_ref(), &url).await
         }
         Command::Opml { command: OpmlCommand::Export } => {
             print!("{}", feedmill::opml::export(&Config::load(&config_path)?));
@@ -309,6 +323,65 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
     );
     let all_failed = !reports.is_empty() && failed == reports.len();
     Ok(if all_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `feedmill check-source NAME`: the items the source's document yields now.
+async fn check_source(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let source = config.source(name).with_context(|| format!("no source named `{name}` in the config"))?;
+    let fetcher = Fetcher::new(&config.fetch)?;
+    let fetched = fetch_now(&fetcher, &source.url).await?;
+    let since = chrono::Utc::now() - chrono::Duration::from_std(config.dedup.window).unwrap_or_default();
+    let url = fetched.url.clone();
+    let kind = source.kind.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        feedmill::poll::read_document(&kind, &fetched.body, fetched.content_type.as_deref(), &url, since)
+    })
+    .await?
+    .with_context(|| format!("source `{name}` ({}, {})", source.kind, source.url))?;
+    println!("{} ({}): {} items", source.name, source.kind, parsed.items.len());
+    for item in &parsed.items {
+        let date = item.published.map_or_else(|| "no date".to_owned(), |d| d.to_rfc3339());
+        let link = item.link.as_ref().map_or("(no link)", Url::as_str);
+        println!("  {date}  {link}\n      {}", item.title);
+    }
+    for child in &parsed.children {
+        println!("  child sitemap: {child}");
+    }
+    if let Some(older) = &parsed.older {
+        println!("  older messages: {older}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A document fetched now, unconditionally, as a feed is (the source's politeness and limits).
+async fn fetch_now(fetcher: &Fetcher, url: &Url) -> anyhow::Result<Box<Fetched>> {
+    match fetcher.fetch_feed(url, &Default::default()).await? {
+        FeedResponse::Fetched(fetched) => Ok(fetched),
+        FeedResponse::NotModified => anyhow::bail!("{url}: 304 Not Modified to an unconditional request"),
+    }
+}
+
+/// `feedmill discover URL`: the feeds a page links, or the URL itself when it is a feed.
+async fn discover(config: Option<&Config>, url: &Url) -> anyhow::Result<ExitCode> {
+    let fetcher = Fetcher::new(&config.map_or_else(FetchConfig::default, |c| c.fetch.clone()))?;
+    let fetched = fetch_now(&fetcher, url).await?;
+    if !feedmill::feed::is_html_page(&fetched.body) {
+        let utf8 = feedmill::fetch::charset::feed_to_utf8(&fetched.body, fetched.content_type.as_deref());
+        if let Ok(feed) = feedmill::feed::parse(&utf8, &fetched.url) {
+            println!("{} is a feed: {} items", fetched.url, feed.items.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let html = decode_html(&fetched.body, fetched.content_type.as_deref());
+    let found = feedmill::feed::discover(&html, &fetched.url);
+    if found.is_empty() {
+        eprintln!("{}: the page links no feed", fetched.url);
+        return Ok(ExitCode::FAILURE);
+    }
+    for feed in found {
+        println!("{}  {}  {}", feed.url, feed.format, feed.title.unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_config(config: &Config) -> anyhow::Result<()> {

@@ -278,7 +278,15 @@ impl Poller {
             FeedResponse::Fetched(fetched) => *fetched,
         };
         report.status = Some(fetched.status);
-        let moved = fetched.moved_permanently.as_ref().map(|to| {
+        // A feed source whose address is a page linking a feed polls that feed from now on, as
+        // after a permanent redirect.
+        let (fetched, discovered) = match source.kind {
+            SourceKind::Feed if feed::is_html_page(&fetched.body) => {
+                self.discovered_feed(source, fetched).await?
+            }
+            _ => (fetched, None),
+        };
+        let moved = fetched.moved_permanently.clone().or(discovered).map(|to| {
             tracing::warn!(source = %source.name, from = %source.url, to = %to, "feed moved permanently; update the config");
             (source.url.to_string(), to.to_string())
         });
@@ -378,6 +386,24 @@ impl Poller {
         Ok(())
     }
 
+    /// The feed a page links (the first of the preferred format: Atom, RSS, JSON Feed), fetched,
+    /// and its URL; the page itself when it links none (reading it then names the problem).
+    async fn discovered_feed(
+        &self,
+        source: &Source,
+        page: crate::fetch::Fetched,
+    ) -> Result<(crate::fetch::Fetched, Option<Url>), PollError> {
+        let html = decode_html(&page.body, page.content_type.as_deref());
+        let Some(found) = feed::discover(&html, &page.url).into_iter().next() else {
+            return Ok((page, None));
+        };
+        tracing::warn!(source = %source.name, page = %page.url, feed = %found.url, "the source's URL is a page; polling the feed it links");
+        match self.fetcher.fetch_feed(&found.url, &Default::default()).await? {
+            FeedResponse::Fetched(feed) => Ok((*feed, Some(found.url))),
+            FeedResponse::NotModified => Ok((page, None)),
+        }
+    }
+
     /// Reads one fetched document of the source, off the I/O threads: feeds and sitemaps decoded
     /// as XML (their declared encoding), HTML pages as pages.
     async fn read(
@@ -391,13 +417,7 @@ impl Poller {
         let since = Utc::now() - chrono::Duration::from_std(self.window).unwrap_or_default();
         let read_url = url.clone();
         tokio::task::spawn_blocking(move || {
-            let utf8 = match kind {
-                SourceKind::Html(_) | SourceKind::Telegram(_) => {
-                    decode_html(&body, content_type.as_deref()).into_bytes()
-                }
-                SourceKind::Feed | SourceKind::Sitemap => feed_to_utf8(&body, content_type.as_deref()),
-            };
-            feed::read(&kind, &utf8, &read_url, since)
+            read_document(&kind, &body, content_type.as_deref(), &read_url, since)
         })
         .await
         .map_err(|e| PollError::Task(e.to_string()))?
@@ -452,6 +472,8 @@ impl Poller {
                         .push(crate::extract::meta::Edition { url: cited.clone(), language: None });
                     (Some(cited.clone()), Some(self.links.canonical(cited)))
                 }
+                // A Telegram post's page shows nothing its preview did not.
+                None if matches!(source.kind, SourceKind::Telegram(_)) => (None, None),
                 None => (new.item.link.clone(), new.link.clone()),
             };
             match (page_url, page_key) {
@@ -577,6 +599,22 @@ impl Poller {
             Ok(Extraction { article: None, .. }) => None,
         }
     }
+}
+
+/// Reads a fetched document of a source of `kind` into items: feeds and sitemaps decoded as XML
+/// (their declared encoding), HTML pages as pages. Sitemap entries older than `since` are left out.
+pub fn read_document(
+    kind: &SourceKind,
+    body: &[u8],
+    content_type: Option<&str>,
+    url: &Url,
+    since: chrono::DateTime<Utc>,
+) -> Result<feed::ParsedFeed, feed::ParseError> {
+    let utf8 = match kind {
+        SourceKind::Html(_) | SourceKind::Telegram(_) => decode_html(body, content_type).into_bytes(),
+        SourceKind::Feed | SourceKind::Sitemap => feed_to_utf8(body, content_type),
+    };
+    feed::read(kind, &utf8, url, since)
 }
 
 /// Fetches one page and extracts it off the I/O threads.

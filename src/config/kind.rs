@@ -107,7 +107,7 @@ pub(super) fn resolve(raw: KindToml, url: &Url) -> Result<(SourceKind, Url), (&'
                 "url",
                 format!("`{url}` is not a Telegram channel's address like https://t.me/s/NAME"),
             ))?;
-            let preview = Url::parse(&format!("https://t.me/s/{channel}"))
+            let preview = Url::parse(&format!("{}://t.me/s/{channel}", url.scheme()))
                 .map_err(|e| ("url", format!("`{url}`: {e}")))?;
             let max_pages = raw.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
             if max_pages == 0 {

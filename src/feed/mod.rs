@@ -1,9 +1,12 @@
-//! The parse stage: feed bytes (RSS 0.9x/1.0/2.0, Atom, JSON Feed) → [`FeedItem`]s, via feed-rs.
+//! The read stage: a source's document → [`FeedItem`]s, by the source's kind ([`read`]). Feeds
+//! (RSS 0.9x/1.0/2.0, Atom, JSON Feed) go through feed-rs, and documents it cannot read (old or
+//! odd dialects) get a second chance in [`lenient`]; [`telegram`] reads a channel's preview page,
+//! [`listing`] an HTML listing with CSS selectors, [`sitemap`] a sitemap or sitemap index.
 //!
 //! Only what later stages need is kept, already tidied: titles without CDATA padding or line breaks,
-//! links resolved against the feed URL, one author line, plain category names. Documents feed-rs
-//! cannot read (old or odd dialects) get a second chance in [`lenient`].
+//! links resolved against the document's URL, one author line, plain category names.
 
+mod discover;
 mod lenient;
 mod listing;
 mod sitemap;
@@ -17,6 +20,7 @@ use regex::bytes::Regex;
 use url::Url;
 
 use crate::config::SourceKind;
+pub use discover::{discover, is_html_page, Discovered};
 
 static SY_PERIOD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"<(?:\w+:)?updatePeriod>\s*(hourly|daily|weekly|monthly|yearly)\s*</")

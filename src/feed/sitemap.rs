@@ -114,7 +114,7 @@ pub fn read(bytes: &[u8], url: &Url, since: DateTime<Utc>) -> Result<ParsedFeed,
         .filter(|(_, date)| date.is_none_or(|d| d >= since))
         .collect();
     // Newest first; undated last, in document order.
-    entries.sort_by(|a, b| b.1.cmp(&a.1));
+    entries.sort_by_key(|(_, date)| std::cmp::Reverse(*date));
     let link = |e: &Entry| {
         e.loc.as_deref().and_then(|loc| url.join(loc).ok()).filter(|u| matches!(u.scheme(), "http" | "https"))
     };

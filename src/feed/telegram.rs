@@ -71,7 +71,7 @@ pub fn read(channel: &Telegram, html: &str, url: &Url) -> Result<ParsedFeed, Par
     let channel_title = page.select(&CHANNEL_TITLE).next().map(|e| text_of(e)).filter(|t| !t.is_empty());
     let items = messages
         .into_iter()
-        .filter(|m| m.select(&SERVICE).next().is_none())
+        .filter(|m| !SERVICE.matches(m) && m.select(&SERVICE).next().is_none())
         .filter_map(|m| message(m, channel, channel_title.as_deref()))
         .collect();
     let older =

@@ -161,7 +161,11 @@ impl Fixture {
             .or_else(|| request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
             .unwrap_or_default();
         let host = host.split(':').next().unwrap_or_default().to_ascii_lowercase();
-        let key = format!("{host}{}", request.uri().path());
+        // A page added with its query (`t.me/s/name?before=10`) answers that query alone.
+        let key = match request.uri().query().map(|q| format!("{host}{}?{q}", request.uri().path())) {
+            Some(with_query) if self.pages.lock().unwrap().contains_key(&with_query) => with_query,
+            _ => format!("{host}{}", request.uri().path()),
+        };
         *self.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
         let page = self.pages.lock().unwrap().get(&key).cloned();
         let host_key = format!("host:{host}");
