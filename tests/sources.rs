@@ -10,7 +10,8 @@ use feedmill::config::{SourceKind, Telegram};
 use url::Url;
 
 use common::{
-    feedmill, fixture_file, free_port, http_get, served_at, validate_atom, Daemon, Fixture, Workspace,
+    feedmill, feedparser, fixture_file, free_port, http_get, served_at, validate_atom, Daemon, Fixture,
+    Workspace,
 };
 
 const NORTH_KOREA: &str =
@@ -178,6 +179,24 @@ fn telegram_html_and_sitemap_sources_join_a_feed_in_one_merged_feed() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     validate_atom(&atom);
+    // Real readers take the mixed feed: every entry, from all four kinds.
+    let telegram_post = "https://t.me/unn_test/101";
+    for feed in ["feed.atom", "feed.rss"] {
+        if let Some(entries) = feedparser(&base, feed) {
+            assert!(entries.iter().any(|(_, link)| link == telegram_post), "{feed}: {entries:?}");
+            assert!(
+                entries.iter().any(|(_, link)| link == "http://news.example/science/tidal-plant"),
+                "{feed}"
+            );
+        }
+        if let Some(cache) = common::newsboat_reload(&base, &work, feed) {
+            let count = |link: &str| -> i64 {
+                cache.query_row("SELECT COUNT(*) FROM rss_item WHERE url = ?1", [link], |r| r.get(0)).unwrap()
+            };
+            assert_eq!(count(telegram_post), 1, "newsboat, {feed}");
+            assert_eq!(count("http://news.example/science/solar-farm"), 1, "newsboat, {feed}");
+        }
+    }
     // The Telegram post citing UNN's article is a report of that story, not a second entry.
     let (_, _, json) = http_get(&format!("{base}/feed.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -224,4 +243,170 @@ fn telegram_html_and_sitemap_sources_join_a_feed_in_one_merged_feed() {
         1,
         "no catch-up when the newest page has known posts"
     );
+}
+
+/// `feedmill ARGS -c CONFIG` in the config's folder.
+fn run_with(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    feedmill()
+        .current_dir(config.parent().unwrap())
+        .args(args)
+        .args(["-c", config.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_page_that_links_a_feed_is_polled_through_that_feed() {
+    let fixture = Fixture::default();
+    let page = "<!DOCTYPE html><html><head><title>Example news</title>\
+        <link rel=\"alternate\" type=\"application/rss+xml\" title=\"RSS\" href=\"/rss.xml\">\
+        <link rel=\"alternate\" type=\"application/atom+xml\" title=\"Atom\" href=\"/atom.xml\">\
+        </head><body><p>Front page</p></body></html>";
+    fixture.add("news.example/", 200, "text/html", page.as_bytes().to_vec());
+    fixture.add("news.example/atom.xml", 200, "application/atom+xml", fixture_file("example/atom.xml"));
+    fixture.add(
+        "news.example/rss.xml",
+        200,
+        "application/rss+xml",
+        common::rss("", &[("r1", "http://news.example/r1")]),
+    );
+    fixture.add("news.example/latest/", 200, "text/html", fixture_file("listing/latest.html"));
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "{}[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"front\"\nurl = \"http://news.example/\"\n\
+         [[sources]]\nname = \"latest\"\nurl = \"http://news.example/latest/\"\nkind = \"html\"\n\
+         item = \"article.c-article-card\"\nlink = \"a\"\ntitle = \"h3\"\ndate = \"time\"\n",
+        served_at(free_port()),
+        fixture.proxy_url()
+    ));
+    // `discover` lists what the page offers, Atom first.
+    let discovered = run_with(&config, &["discover", "http://news.example/"]);
+    let printed = String::from_utf8_lossy(&discovered.stdout);
+    assert!(discovered.status.success(), "{}", String::from_utf8_lossy(&discovered.stderr));
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines, ["http://news.example/atom.xml  atom  Atom", "http://news.example/rss.xml  rss  RSS"]);
+    let feed = run_with(&config, &["discover", "http://news.example/atom.xml"]);
+    assert!(String::from_utf8_lossy(&feed.stdout).contains("is a feed"));
+
+    // The source polls the preferred feed, with a warning naming it, and from then on directly.
+    let first = run_with(&config, &["poll", "--source", "front"]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        first.status.success() && stdout.contains("front: HTTP 200") && !stdout.contains("FAILED"),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("http://news.example/atom.xml"), "the warning names the feed: {stderr}");
+    let (page_hits, feed_hits) = (fixture.hits("news.example/"), fixture.hits("news.example/atom.xml"));
+    let second = run_with(&config, &["poll", "--source", "front"]);
+    assert!(second.status.success());
+    assert_eq!(fixture.hits("news.example/"), page_hits, "the page is not asked again");
+    assert_eq!(fixture.hits("news.example/atom.xml"), feed_hits + 1);
+    assert_eq!(fixture.hits("news.example/rss.xml"), 0);
+
+    // `check-source` shows what a listing's selectors find, without storing anything.
+    let checked = run_with(&config, &["check-source", "latest"]);
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(printed.contains("latest (html): 2 items"), "{printed}");
+    assert!(
+        printed.contains("2026-12-02T07:15:00+00:00  http://news.example/science/solar-farm"),
+        "{printed}"
+    );
+    assert!(printed.contains("no date  http://news.example/latest/science/wind-farm"), "{printed}");
+    let stored: i64 = work
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = 'latest'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 0);
+}
+
+#[test]
+fn hostile_previews_listings_and_sitemaps_fail_cleanly_in_bounded_memory() {
+    let fixture = Fixture::default();
+    let html = "text/html";
+    let xml = "application/xml";
+    // A 64 MiB preview page: over the body cap, a named error.
+    let mut huge = b"<html><body><section class=\"tgme_channel_history\">".to_vec();
+    huge.resize(64 * 1024 * 1024, b'a');
+    fixture.add("t.me/s/huge", 200, html, huge);
+    // 100,000 nested elements around an item of a listing: parsed flattened below depth 512 as
+    // browsers do (the deep item's own tags are lost, its text kept), in bounded time.
+    let nested = format!(
+        "<html><body><article class=card><a href=\"/shallow\">Shallow</a></article>{}\
+         <article class=card><a href=\"/deep\">Deep</a></article>{}</body></html>",
+        "<div>".repeat(100_000),
+        "</div>".repeat(100_000)
+    );
+    fixture.add("deep.example/", 200, html, nested.into_bytes());
+    // A sitemap index that lists only itself.
+    fixture.add(
+        "loop.example/sitemap_index.xml",
+        200,
+        xml,
+        b"<sitemapindex><sitemap><loc>http://loop.example/sitemap_index.xml</loc></sitemap></sitemapindex>"
+            .to_vec(),
+    );
+    // 50,000 URLs in one sitemap.
+    let mut urls = String::from("<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">");
+    for n in 0..50_000 {
+        urls.push_str(&format!("<url><loc>http://big.example/story/{n}</loc></url>"));
+    }
+    urls.push_str("</urlset>");
+    fixture.add("big.example/sitemap.xml", 200, xml, urls.into_bytes());
+    // A listing whose item selector matches nothing.
+    fixture.add("empty.example/", 200, html, b"<html><body><p>Redesigned</p></body></html>".to_vec());
+    let fixture = fixture.start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[fetch]\nproxy = \"{}\"\nper_host_rate = 100\n[defaults]\nfull_text = false\n\
+         [[sources]]\nname = \"huge\"\nurl = \"http://t.me/s/huge\"\n\
+         [[sources]]\nname = \"deep\"\nurl = \"http://deep.example/\"\nkind = \"html\"\nitem = \"article.card\"\nlink = \"a\"\n\
+         [[sources]]\nname = \"loop\"\nurl = \"http://loop.example/sitemap_index.xml\"\n\
+         [[sources]]\nname = \"big\"\nurl = \"http://big.example/sitemap.xml\"\n\
+         [[sources]]\nname = \"empty\"\nurl = \"http://empty.example/\"\nkind = \"html\"\nitem = \"article.card\"\nlink = \"a\"\n",
+        fixture.proxy_url()
+    ));
+    let timed = std::process::Command::new("/usr/bin/time").arg("--version").output().is_ok();
+    let mut command = if timed {
+        let mut c = std::process::Command::new("/usr/bin/time");
+        c.args(["-f", "peak_rss_kb=%M", env!("CARGO_BIN_EXE_feedmill")]);
+        c
+    } else {
+        eprintln!("skipped memory check: /usr/bin/time is not installed (apt-get install time)");
+        feedmill()
+    };
+    let started = std::time::Instant::now();
+    let output =
+        command.current_dir(work.path("")).args(["poll", "-c", config.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = |name: &str| {
+        stdout.lines().find(|l| l.starts_with(&format!("{name}: "))).unwrap_or_default().to_owned()
+    };
+    assert!(line("huge").contains("FAILED") && line("huge").contains("larger than"), "{stdout}");
+    assert!(line("deep").contains("1 new"), "{stdout}");
+    assert!(line("loop").contains("0 new") && !line("loop").contains("FAILED"), "{stdout}");
+    assert_eq!(fixture.hits("loop.example/sitemap_index.xml"), 1);
+    assert!(line("big").contains("1000 new"), "the newest 1,000 of 50,000: {stdout}");
+    assert!(
+        line("empty").contains("FAILED") && line("empty").contains("`article.card` matched nothing"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}: {stdout}", started.elapsed());
+    if timed {
+        let peak_kb: u64 = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
+            .expect("GNU time printed the peak RSS");
+        assert!(peak_kb < 192 * 1024, "peak RSS {peak_kb} kB");
+        eprintln!("peak RSS of the hostile poll of the new readers: {peak_kb} kB");
+    }
 }

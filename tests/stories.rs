@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{feedmill, free_port, http_get, served_at, Daemon, Fixture, Workspace};
+use common::{feedmill, feedparser, free_port, http_get, served_at, Daemon, Fixture, Workspace};
 
 const STORY: &str =
     "North Korea will send almost thirty thousand more troops to reinforce Russian forces in the \
@@ -73,22 +72,6 @@ fn newsboat(base: &str, work: &Workspace, feed: &str) -> Option<Vec<(String, Str
     let mut query = db.prepare("SELECT guid, url FROM rss_item ORDER BY guid").unwrap();
     let rows = query.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     Some(rows)
-}
-
-/// Python feedparser's (id, link) of every entry of `feed`; `None` when it is not installed.
-fn feedparser(base: &str, feed: &str) -> Option<Vec<(String, String)>> {
-    let script = "import sys,json,feedparser\nd=feedparser.parse(sys.argv[1])\n\
-                  print(json.dumps({'bozo': int(d.bozo), 'entries': [[e.id, e.link] for e in d.entries]}))";
-    let output = Command::new("python3").arg("-c").arg(script).arg(format!("{base}/{feed}")).output().ok()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("ModuleNotFoundError") {
-        eprintln!("skipped: python feedparser is not installed");
-        return None;
-    }
-    let parsed: serde_json::Value =
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{stderr}"));
-    assert_eq!(parsed["bozo"], 0, "{feed}: {parsed}");
-    Some(serde_json::from_value(parsed["entries"].clone()).unwrap())
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::sync::LazyLock;
 
-use scraper::{ElementRef, Html, Selector};
+use scraper::{ElementRef, Selector};
 use url::Url;
 
 use super::{parse_date, plain_line, plausible, FeedItem, ParseError, ParsedFeed};
@@ -19,7 +19,7 @@ static TITLE: LazyLock<Selector> = LazyLock::new(|| crate::extract::static_selec
 
 /// Reads a listing page fetched from `url`.
 pub fn read(listing: &Listing, html: &str, url: &Url) -> Result<ParsedFeed, ParseError> {
-    let page = Html::parse_document(html);
+    let page = super::parse_html(html);
     let base = page
         .select(&BASE)
         .next()

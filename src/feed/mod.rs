@@ -31,15 +31,16 @@ static SY_FREQUENCY: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("static regex: {e}"))
 });
 
-/// A body that is not a feed feed-rs can read.
+/// A document its reader cannot read: a feed feed-rs cannot read, a sitemap that is none, a
+/// listing whose selectors find nothing, a channel that is not public.
 #[derive(Debug, thiserror::Error)]
-#[error("not a readable feed: {0}")]
+#[error("{0}")]
 pub struct ParseError(String);
 
 impl ParseError {
     /// A zero-byte (or all-whitespace) body.
     pub fn empty() -> ParseError {
-        ParseError("the response body is empty".into())
+        ParseError("not a readable feed: the response body is empty".into())
     }
 }
 
@@ -129,7 +130,12 @@ pub fn parse(bytes: &[u8], url: &Url) -> Result<ParsedFeed, ParseError> {
                     });
                 }
                 (Ok(feed), None) => feed,
-                (Err(error), None) => return Err(ParseError(describe_unreadable(bytes, &error.to_string()))),
+                (Err(error), None) => {
+                    return Err(ParseError(format!(
+                        "not a readable feed: {}",
+                        describe_unreadable(bytes, &error.to_string())
+                    )))
+                }
             }
         }
     };

@@ -388,3 +388,19 @@ pub fn newsboat_reload(base: &str, work: &Workspace, feed: &str) -> Option<rusql
     assert!(output.status.success(), "newsboat: {}", String::from_utf8_lossy(&output.stderr));
     Some(rusqlite::Connection::open(&cache).unwrap())
 }
+
+/// Python feedparser's (id, link) of every entry of `feed`; `None` when it is not installed.
+pub fn feedparser(base: &str, feed: &str) -> Option<Vec<(String, String)>> {
+    let script = "import sys,json,feedparser\nd=feedparser.parse(sys.argv[1])\n\
+                  print(json.dumps({'bozo': int(d.bozo), 'entries': [[e.id, e.link] for e in d.entries]}))";
+    let output = Command::new("python3").arg("-c").arg(script).arg(format!("{base}/{feed}")).output().ok()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("ModuleNotFoundError") {
+        eprintln!("skipped: python feedparser is not installed");
+        return None;
+    }
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{stderr}"));
+    assert_eq!(parsed["bozo"], 0, "{feed}: {parsed}");
+    Some(serde_json::from_value(parsed["entries"].clone()).unwrap())
+}
