@@ -30,7 +30,7 @@ fn a_channel_preview_gives_one_clean_item_per_message() {
     let url = Url::parse("https://t.me/s/unn_test").unwrap();
     let page = fixture_file("telegram/unn_channel.html");
     let parsed = feedmill::feed::read(&telegram(), &page, &url, long_ago()).unwrap();
-    assert_eq!(parsed.title.as_deref(), Some("UNN test"));
+    assert_eq!(parsed.title.as_deref(), Some("UNN test (@unn_test)"));
     assert_eq!(parsed.older.as_ref().map(Url::as_str), Some("https://t.me/s/unn_test?before=100"));
     let items = parsed.items;
     let guids: Vec<&str> = items.iter().map(|i| i.guid.as_str()).collect();
@@ -205,7 +205,7 @@ fn telegram_html_and_sitemap_sources_join_a_feed_in_one_merged_feed() {
         items.iter().filter(|i| i["title"].as_str().is_some_and(|t| t.contains("North Korea"))).collect();
     assert_eq!(korea.len(), 1, "one entry for the story: {korea:#?}");
     let content = korea[0]["content_html"].as_str().unwrap_or_default();
-    assert!(content.contains("Also reported by"), "{content}");
+    assert!(content.contains("Also reported by") && content.contains("(@unn_test)"), "{content}");
     // Nothing from the sitemap that is out of the window, or that the index only repeats.
     assert_eq!(fixture.hits("news.example/sitemap-2019.xml"), 0);
     assert_eq!(fixture.hits("news.example/sitemap_index.xml"), 1, "an index listing itself is read once");

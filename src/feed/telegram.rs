@@ -69,6 +69,11 @@ pub fn read(channel: &Telegram, html: &str, url: &Url) -> Result<ParsedFeed, Par
         )));
     }
     let channel_title = page.select(&CHANNEL_TITLE).next().map(|e| text_of(e)).filter(|t| !t.is_empty());
+    // The channel as readers know it: its title and its handle ("Also reported by UNN (@UNN_ua)").
+    let feed_title = Some(match &channel_title {
+        Some(title) => format!("{title} (@{})", channel.channel),
+        None => format!("@{}", channel.channel),
+    });
     let items = messages
         .into_iter()
         .filter(|m| !SERVICE.matches(m) && m.select(&SERVICE).next().is_none())
@@ -76,7 +81,7 @@ pub fn read(channel: &Telegram, html: &str, url: &Url) -> Result<ParsedFeed, Par
         .collect();
     let older =
         page.select(&OLDER).next().and_then(|a| a.value().attr("href")).and_then(|h| url.join(h).ok());
-    Ok(ParsedFeed { title: channel_title, items, publisher_interval: None, children: Vec::new(), older })
+    Ok(ParsedFeed { title: feed_title, items, publisher_interval: None, children: Vec::new(), older })
 }
 
 /// One message as an item; `None` for one without a post id.
