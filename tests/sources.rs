@@ -91,7 +91,9 @@ fn a_channel_that_does_not_exist_is_a_named_error() {
     assert!(error.to_string().contains("`unn_test` does not exist or is not public"), "{error}");
 }
 
-/// A Google News sitemap listing `path` on news.example, published `at`.
+/// A Google News sitemap listing `path` on news.example, published `at`: the sitemap protocol's
+/// `urlset`/`url`/`loc` (sitemaps.org) with Google's news extension (`news:news`,
+/// `news:publication` with `news:name` and `news:language`, `news:publication_date`, `news:title`).
 fn news_sitemap(path: &str, title: &str, at: DateTime<Utc>) -> Vec<u8> {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
