@@ -304,8 +304,9 @@ impl Poller {
         // so an index listing itself is no loop), a Telegram channel's older messages while every
         // message read so far is new (catching up after downtime).
         let mut visited = vec![fetched.url.clone()];
-        let mut more: Vec<Url> = parsed.children;
-        let mut older = parsed.older.filter(|_| items.len() == parsed_count);
+        // A stack: the newest child is read first.
+        let mut more: Vec<Url> = parsed.children.into_iter().rev().collect();
+        let mut older = parsed.older.filter(|_| parsed_count > 0 && items.len() == parsed_count);
         let max_pages = match &source.kind {
             SourceKind::Telegram(telegram) => telegram.max_pages,
             _ => 1,
@@ -323,13 +324,20 @@ impl Poller {
                 tracing::warn!(source = %source.name, url = %next, "could not fetch; read next poll");
                 continue;
             };
-            let read = self.read(source, document.url, document.body, document.content_type).await?;
+            // One unreadable child does not cost the items of the others.
+            let read = match self.read(source, document.url, document.body, document.content_type).await {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::warn!(source = %source.name, url = %next, %error, "skipped an unreadable document");
+                    continue;
+                }
+            };
             let count = read.items.len();
             let new = self.new_items(source_id, read.items).await?;
             if new.len() == count && count > 0 {
                 older = read.older;
             }
-            more.extend(read.children);
+            more.extend(read.children.into_iter().rev());
             items.extend(new);
         }
         let (mut candidates, complete) = self.candidates(source, items).await;
