@@ -22,6 +22,9 @@ pub struct Subscription {
     pub url: Url,
     /// The folders it sits in (outer first) and its `category` attribute: feedmill tags.
     pub tags: Vec<String>,
+    /// Only the site's page was given (`htmlUrl`, no `xmlUrl`): the feed it links is found at
+    /// the first poll.
+    pub page: bool,
 }
 
 /// The configured sources as an OPML 2.0 document.
@@ -88,6 +91,7 @@ struct Outline {
     text: Option<String>,
     title: Option<String>,
     xml_url: Option<String>,
+    html_url: Option<String>,
     category: Option<String>,
 }
 
@@ -100,6 +104,7 @@ fn attributes(element: &BytesStart) -> Outline {
             "text" => outline.text = Some(value),
             "title" => outline.title = Some(value),
             "xmlUrl" | "xmlurl" => outline.xml_url = Some(value),
+            "htmlUrl" | "htmlurl" => outline.html_url = Some(value),
             "category" => outline.category = Some(value),
             _ => {}
         }
@@ -108,8 +113,9 @@ fn attributes(element: &BytesStart) -> Outline {
 }
 
 fn subscription(outline: &Outline, folders: &[Option<String>]) -> Option<Subscription> {
-    let url =
-        Url::parse(outline.xml_url.as_deref()?).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
+    let page = outline.xml_url.is_none();
+    let address = outline.xml_url.as_deref().or(outline.html_url.as_deref())?;
+    let url = Url::parse(address).ok().filter(|u| matches!(u.scheme(), "http" | "https"))?;
     let mut tags: Vec<String> = folders.iter().flatten().cloned().collect();
     for category in outline.category.iter().flat_map(|c| c.split(',')) {
         // OPML categories may be paths ("/News/Ukraine"): each part is a tag.
@@ -117,7 +123,7 @@ fn subscription(outline: &Outline, folders: &[Option<String>]) -> Option<Subscri
     }
     tags.dedup();
     let title = outline.title.clone().or_else(|| outline.text.clone()).unwrap_or_else(|| url.to_string());
-    Some(Subscription { title, url, tags })
+    Some(Subscription { title, url, tags, page })
 }
 
 /// `[[sources]]` TOML for the subscriptions the config does not have yet (by URL), with names
@@ -146,6 +152,11 @@ pub fn to_sources_toml(subscriptions: &[Subscription], config: &Config) -> (Stri
             quoted(&name),
             quoted(subscription.url.as_str())
         ));
+        if subscription.page {
+            toml.push_str(
+                "# a page, not a feed: the feed it links is polled (see `feedmill discover URL`)\n",
+            );
+        }
         if !subscription.tags.is_empty() {
             let tags: Vec<String> = subscription.tags.iter().map(|t| quoted(t)).collect();
             toml.push_str(&format!("tags = [{}]\n", tags.join(", ")));
@@ -204,6 +215,20 @@ mod tests {
         assert_eq!(subs[2].tags, Vec::<String>::new(), "the folder closed");
         assert!(parse("<rss/>").unwrap_err().to_string().contains("not an OPML file"));
         assert!(parse("<opml><body><outline text=\"x\" xmlUrl=\"https://e.com/").is_err(), "truncated");
+    }
+
+    #[test]
+    fn a_site_without_a_feed_url_is_imported_as_its_page() {
+        let subs = parse(
+            r#"<opml version="2.0"><body><outline text="Suspilne" htmlUrl="https://suspilne.media/"/>
+            <outline text="Feed" xmlUrl="https://e.com/rss" htmlUrl="https://e.com/"/></body></opml>"#,
+        )
+        .unwrap();
+        assert_eq!((subs[0].url.as_str(), subs[0].page), ("https://suspilne.media/", true));
+        assert_eq!((subs[1].url.as_str(), subs[1].page), ("https://e.com/rss", false));
+        let (toml, _) = to_sources_toml(&subs, &Config::parse("", Path::new("t.toml")).unwrap());
+        assert_eq!(toml.matches("the feed it links is polled").count(), 1, "{toml}");
+        assert_eq!(Config::parse(&toml, Path::new("t.toml")).unwrap().sources[0].kind.name(), "feed");
     }
 
     #[test]
