@@ -9,7 +9,7 @@ use std::io::Read;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, served_at, shared_dir, validate_atom, Daemon, Fixture, Workspace};
+use common::{free_port, python, served_at, validate_atom, validate_json_feed, Daemon, Fixture, Workspace};
 
 const STORY: &str = "Russian forces attacked the Kharkiv region overnight with drones and missiles, damaging a \
     power substation and several residential buildings, the regional governor said on Tuesday. Three people were \
@@ -281,20 +281,6 @@ fn one_entry_per_story_in_every_format_with_validators_and_compression() {
     assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
 }
 
-/// Validates against ../shared/tools/jsonfeed-v1.1.schema.json with Python's jsonschema.
-fn validate_json_feed(body: &str) {
-    let Some(schema) =
-        shared_dir().map(|d| d.join("tools/jsonfeed-v1.1.schema.json")).filter(|p| p.is_file())
-    else {
-        eprintln!("skipped: ../shared/tools/jsonfeed-v1.1.schema.json is absent");
-        return;
-    };
-    let script = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\n\
-                  jsonschema.validate(json.load(sys.stdin), schema)\nprint('valid')";
-    let Some(output) = python(script, &[schema.to_str().unwrap()], body) else { return };
-    assert!(output.contains("valid"), "JSON Feed fails its schema: {output}");
-}
-
 /// Python `feedparser` reads Atom and RSS without complaint (bozo 0) and sees every entry.
 fn check_with_feedparser(base: &str, expected: &[(String, String)]) {
     for path in ["feed.atom", "feed.rss"] {
@@ -308,32 +294,6 @@ fn check_with_feedparser(base: &str, expected: &[(String, String)]) {
         want.sort();
         assert_eq!(parsed["entries"], serde_json::json!(want), "{path}");
     }
-}
-
-/// Runs a Python script; `None` (with a message) when Python or its module is missing.
-fn python(script: &str, args: &[&str], stdin: &str) -> Option<String> {
-    use std::io::Write;
-    let child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let Ok(mut child) = child else {
-        eprintln!("skipped: python3 is not installed");
-        return None;
-    };
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("ModuleNotFoundError") {
-        eprintln!("skipped: {}", stderr.lines().last().unwrap_or_default());
-        return None;
-    }
-    assert!(output.status.success(), "python failed: {stderr}");
-    Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// newsboat, headless, subscribes to the Atom and the RSS feed (one cache each: newsboat keeps

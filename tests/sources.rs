@@ -209,6 +209,7 @@ fn telegram_html_and_sitemap_sources_join_a_feed_in_one_merged_feed() {
     }
     // The Telegram post citing UNN's article is a report of that story, not a second entry.
     let (_, _, json) = http_get(&format!("{base}/feed.json")).unwrap();
+    common::validate_json_feed(&json);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     let items = json["items"].as_array().unwrap();
     let korea: Vec<&serde_json::Value> =

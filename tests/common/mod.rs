@@ -404,3 +404,43 @@ pub fn feedparser(base: &str, feed: &str) -> Option<Vec<(String, String)>> {
     assert_eq!(parsed["bozo"], 0, "{feed}: {parsed}");
     Some(serde_json::from_value(parsed["entries"].clone()).unwrap())
 }
+
+/// Validates against ../shared/tools/jsonfeed-v1.1.schema.json with Python's jsonschema.
+pub fn validate_json_feed(body: &str) {
+    let Some(schema) =
+        shared_dir().map(|d| d.join("tools/jsonfeed-v1.1.schema.json")).filter(|p| p.is_file())
+    else {
+        eprintln!("skipped: ../shared/tools/jsonfeed-v1.1.schema.json is absent");
+        return;
+    };
+    let script = "import json,sys,jsonschema\nschema=json.load(open(sys.argv[1]))\n\
+                  jsonschema.validate(json.load(sys.stdin), schema)\nprint('valid')";
+    let Some(output) = python(script, &[schema.to_str().unwrap()], body) else { return };
+    assert!(output.contains("valid"), "JSON Feed fails its schema: {output}");
+}
+
+/// Runs a Python script; `None` (with a message) when Python or its module is missing.
+pub fn python(script: &str, args: &[&str], stdin: &str) -> Option<String> {
+    use std::io::Write;
+    let child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped: python3 is not installed");
+        return None;
+    };
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("ModuleNotFoundError") {
+        eprintln!("skipped: {}", stderr.lines().last().unwrap_or_default());
+        return None;
+    }
+    assert!(output.status.success(), "python failed: {stderr}");
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
