@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{Fixture, Workspace};
 
 const LAUGHS: &str = r#"<?xml version="1.0"?>
@@ -79,15 +77,7 @@ fn hostile_feeds_fail_cleanly_or_recover_in_bounded_memory() {
     ));
 
     // Under GNU time where it is installed, to read the peak memory of the whole poll.
-    let timed = Command::new("/usr/bin/time").arg("--version").output().is_ok();
-    let mut command = if timed {
-        let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "peak_rss_kb=%M", env!("CARGO_BIN_EXE_feedmill")]);
-        c
-    } else {
-        eprintln!("skipped memory check: /usr/bin/time is not installed (apt-get install time)");
-        Command::new(env!("CARGO_BIN_EXE_feedmill"))
-    };
+    let (mut command, timed) = common::feedmill_timed();
     let output = command.args(["poll", "-c", config.to_str().unwrap()]).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -150,10 +140,7 @@ fn hostile_feeds_fail_cleanly_or_recover_in_bounded_memory() {
     assert_eq!(failed as usize, stdout.matches("FAILED").count());
 
     if timed {
-        let peak_kb: u64 = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
-            .expect("GNU time printed the peak RSS");
+        let peak_kb = common::peak_rss_kb(&stderr);
         assert!(peak_kb < 128 * 1024, "peak RSS {peak_kb} kB for a 64 MiB hostile body");
         eprintln!("peak RSS of the hostile poll: {peak_kb} kB");
     }

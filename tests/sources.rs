@@ -385,15 +385,8 @@ fn hostile_previews_listings_and_sitemaps_fail_cleanly_in_bounded_memory() {
          [[sources]]\nname = \"empty\"\nurl = \"http://empty.example/\"\nkind = \"html\"\nitem = \"article.card\"\nlink = \"a\"\n",
         fixture.proxy_url()
     ));
-    let timed = std::process::Command::new("/usr/bin/time").arg("--version").output().is_ok();
-    let mut command = if timed {
-        let mut c = std::process::Command::new("/usr/bin/time");
-        c.args(["-f", "peak_rss_kb=%M", env!("CARGO_BIN_EXE_feedmill")]);
-        c
-    } else {
-        eprintln!("skipped memory check: /usr/bin/time is not installed (apt-get install time)");
-        feedmill()
-    };
+    // Under GNU time where it is installed, to read the peak memory of the whole poll.
+    let (mut command, timed) = common::feedmill_timed();
     let started = std::time::Instant::now();
     let output =
         command.current_dir(work.path("")).args(["poll", "-c", config.to_str().unwrap()]).output().unwrap();
@@ -414,10 +407,7 @@ fn hostile_previews_listings_and_sitemaps_fail_cleanly_in_bounded_memory() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}: {stdout}", started.elapsed());
     if timed {
-        let peak_kb: u64 = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
-            .expect("GNU time printed the peak RSS");
+        let peak_kb = common::peak_rss_kb(&stderr);
         assert!(peak_kb < 128 * 1024, "peak RSS {peak_kb} kB");
         eprintln!("peak RSS of the hostile poll of the new readers: {peak_kb} kB");
     }

@@ -444,3 +444,24 @@ pub fn python(script: &str, args: &[&str], stdin: &str) -> Option<String> {
     assert!(output.status.success(), "python failed: {stderr}");
     Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// `feedmill` under GNU time where it is installed, to read the run's peak memory with
+/// [`peak_rss_kb`] (the flag is true); plain `feedmill`, with a message, where it is not.
+pub fn feedmill_timed() -> (Command, bool) {
+    if Command::new("/usr/bin/time").arg("--version").output().is_err() {
+        eprintln!("skipped memory check: /usr/bin/time is not installed (apt-get install time)");
+        return (feedmill(), false);
+    }
+    let mut command = Command::new("/usr/bin/time");
+    command.args(["-f", "peak_rss_kb=%M", env!("CARGO_BIN_EXE_feedmill")]);
+    command.env_remove("FEEDMILL_CONFIG").env("RUST_LOG", "info");
+    (command, true)
+}
+
+/// The peak RSS GNU time printed to a [`feedmill_timed`] run's stderr, in kB.
+pub fn peak_rss_kb(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kb=")?.trim().parse().ok())
+        .expect("GNU time printed the peak RSS")
+}
