@@ -357,6 +357,12 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &IdMap<f64>, stats: &T
             if score.is_some_and(|s| s + bonus >= threshold) {
                 return true;
             }
+            // A document's plain `<section>`s are its parts (HTML's sectioning): beside a chosen one
+            // without a class, every other one without a class that carries scored text belongs
+            // to the article (documentation pages split into sections, a recipe after the prose).
+            if top_class.is_empty() && top.value().name() == "section" && is_plain_section(sibling) {
+                return score.is_some_and(|s| s > 0.0);
+            }
             if sibling.value().name() == "p" {
                 let len = stats.text(sibling);
                 let density = stats.link_density(sibling);
@@ -368,6 +374,11 @@ fn with_siblings(top: ElementRef, top_score: f64, scores: &IdMap<f64>, stats: &T
         })
         .map(|e| e.id())
         .collect()
+}
+
+/// A `<section>` without a class.
+fn is_plain_section(element: &ElementRef) -> bool {
+    element.value().name() == "section" && element.value().attr("class").is_none_or(|c| c.trim().is_empty())
 }
 
 static CHILD_P: LazyLock<Selector> = LazyLock::new(|| static_selector("p"));
@@ -577,6 +588,20 @@ mod tests {
         let html = article_html(&page);
         assert!(html.contains("first section") && html.contains("second section"), "{html}");
         assert!(html.contains("third section") && !html.contains("Another story"), "{html}");
+    }
+
+    #[test]
+    fn plain_sections_beside_the_chosen_one_are_more_of_the_article() {
+        let prose = "A paragraph of the guide, long enough to count, with commas, and more words, and more.";
+        let page = Html::parse_document(&format!(
+            "<body><main><section id=intro><p>{prose} The introduction.</p><p>{prose}</p><p>{prose}</p></section>\
+             <section id=recipes><p>Short recipe using the functions above, in one line.</p><pre>take(n, iterable)</pre></section>\
+             <section class=newsletter><p>Subscribe to our newsletter, weekly, with tips, and more.</p></section>\
+             </main></body>"
+        ));
+        let html = article_html(&page);
+        assert!(html.contains("The introduction") && html.contains("Short recipe"), "{html}");
+        assert!(!html.contains("Subscribe"), "a classed section is judged as before: {html}");
     }
 
     #[test]
