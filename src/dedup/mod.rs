@@ -21,8 +21,10 @@ use url::Url;
 /// Query parameters that only track the reader and never change the page.
 pub const TRACKING_PARAMS: &[&str] = &["fbclid", "gclid", "yclid", "mc_cid", "mc_eid", "_ga", "igshid"];
 
-/// Another language edition of an item, as its page declares it: the edition's canonical link
-/// and, when declared, its language (normalized).
+/// Another report of an item's story, by the link it declares: another language edition (its
+/// page's hreflang or JSON-LD translations, with the language, normalized), or the article a
+/// Telegram post cites (no language). Either way the two join one story, in whichever order they
+/// arrive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edition {
     pub link: String,

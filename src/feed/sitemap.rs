@@ -119,7 +119,15 @@ pub fn read(bytes: &[u8], url: &Url, since: DateTime<Utc>) -> Result<ParsedFeed,
         e.loc.as_deref().and_then(|loc| url.join(loc).ok()).filter(|u| matches!(u.scheme(), "http" | "https"))
     };
     if index {
-        let children = entries.iter().filter_map(|(e, _)| link(e)).take(MAX_CHILDREN).collect();
+        // Only children modified within the window; undated ones only from an index that dates
+        // none (then nothing tells them apart).
+        let dates_children = entries.iter().any(|(_, date)| date.is_some());
+        let children = entries
+            .iter()
+            .filter(|(_, date)| date.is_some() || !dates_children)
+            .filter_map(|(e, _)| link(e))
+            .take(MAX_CHILDREN)
+            .collect();
         return Ok(ParsedFeed {
             title: None,
             items: Vec::new(),
@@ -193,12 +201,16 @@ mod tests {
         let xml = br#"<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
           <sitemap><loc>/sitemap-2019.xml</loc><lastmod>2019-01-01</lastmod></sitemap>
           <sitemap><loc>/sitemap-today.xml</loc><lastmod>2026-12-02T08:00:00Z</lastmod></sitemap>
+          <sitemap><loc>/sitemap-undated.xml</loc></sitemap>
         </sitemapindex>"#;
         let since = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().to_utc();
         let parsed = read(xml, &url(), since).unwrap();
         assert!(parsed.items.is_empty());
         let children: Vec<&str> = parsed.children.iter().map(Url::as_str).collect();
         assert_eq!(children, ["https://news.example/sitemap-today.xml"]);
+        // An index that dates none of its children: all of them (bounded).
+        let undated = br#"<sitemapindex><sitemap><loc>/a.xml</loc></sitemap><sitemap><loc>/b.xml</loc></sitemap></sitemapindex>"#;
+        assert_eq!(read(undated, &url(), since).unwrap().children.len(), 2);
     }
 
     #[test]

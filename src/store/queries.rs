@@ -31,7 +31,8 @@ pub struct Candidate {
     pub extracted_by: String,
     /// Normalized ([`crate::language::normalize`]): the page's, else the feed's.
     pub language: Option<String>,
-    /// The other language editions its page declares (canonical links, never its own).
+    /// The other language editions its page declares, and the article it cites (canonical links,
+    /// never its own).
     pub editions: Vec<Edition>,
     /// Failed its source's filter: stored so it is not fetched again, never published.
     pub hidden: bool,
