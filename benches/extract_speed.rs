@@ -7,8 +7,9 @@
 //! extraction is timed, on one thread, over several rounds (the median round is reported).
 //! trafilatura gets the same page bytes and decodes them itself. On extraction-dev, between
 //! rounds, the `feedmill extract` command runs on the same files (one process, each page read,
-//! decompressed, decoded, extracted and written out), to compare its median run with the
-//! in-process rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
+//! decompressed, decoded, extracted and written out) — on one core's worth of jobs (`--jobs 1`)
+//! and as it runs by default (one job per core) — to compare its median run with the in-process
+//! rate. Peak memory per page is the peak RSS of a `feedmill extract` process run on
 //! that page alone (GNU time), reported as median and maximum.
 
 use std::io::Read;
@@ -83,17 +84,20 @@ fn measure(extractor: &Extractor, name: &str, pages: &[(PathBuf, String)], round
     let run_dir = |base: PathBuf| base.join(format!("feedmill-extract-speed-{}", std::process::id()));
     let memory = Path::new("/dev/shm").is_dir().then(|| run_dir(PathBuf::from("/dev/shm")));
     let disk = run_dir(std::env::temp_dir());
-    let cli_rate = |out: &Path| {
+    let cli_rate = |out: &Path, jobs: &[&str]| {
         let started = Instant::now();
         let run = Command::new(env!("CARGO_BIN_EXE_feedmill"))
-            .args(["extract", "--out-dir"])
+            .arg("extract")
+            .args(jobs)
+            .arg("--out-dir")
             .arg(out)
             .args(pages.iter().map(|(path, _)| path))
             .output();
         let rate = pages.len() as f64 / started.elapsed().as_secs_f64();
         run.is_ok_and(|output| output.status.code().is_some()).then_some(rate)
     };
-    let (mut warm, mut cli_memory, mut cli_disk) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut warm, mut cli_one_job, mut cli_memory, mut cli_disk) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let started = Instant::now();
         for (_, html) in pages {
@@ -101,8 +105,9 @@ fn measure(extractor: &Extractor, name: &str, pages: &[(PathBuf, String)], round
         }
         warm.push(pages.len() as f64 / started.elapsed().as_secs_f64());
         if time_cli {
-            cli_memory.extend(memory.as_deref().and_then(cli_rate));
-            cli_disk.extend(cli_rate(&disk));
+            cli_one_job.extend(memory.as_deref().and_then(|out| cli_rate(out, &["--jobs", "1"])));
+            cli_memory.extend(memory.as_deref().and_then(|out| cli_rate(out, &[])));
+            cli_disk.extend(cli_rate(&disk, &[]));
         }
     }
     for dir in memory.iter().chain([&disk]) {
@@ -119,7 +124,11 @@ fn measure(extractor: &Extractor, name: &str, pages: &[(PathBuf, String)], round
         "  feedmill: {feedmill_rate:.0} pages/s, median round, best {feedmill_best:.0} (first round, cold: {cold_rate:.0} pages/s)"
     );
     if time_cli {
-        for (outputs, rates) in [("in /dev/shm", &mut cli_memory), ("on disk", &mut cli_disk)] {
+        for (outputs, rates) in [
+            ("in /dev/shm, --jobs 1", &mut cli_one_job),
+            ("in /dev/shm, one job per core", &mut cli_memory),
+            ("on disk, one job per core", &mut cli_disk),
+        ] {
             match rates.is_empty() {
                 false => {
                     let rate = median(rates);

@@ -22,7 +22,8 @@
 //! [`metrics`], [`status`] (the status page), [`opml`], [`websub`], [`systemd`].
 //!
 //! [`daemon`] wires them together for `feedmill run` and `feedmill poll`; [`shutdown`] carries the
-//! stop signal to every task.
+//! stop signal to every task. The binary (`src/main.rs`, with `src/cli/` for the commands that
+//! are more than a call into the library) parses the command line and calls these.
 
 pub mod config;
 pub mod daemon;

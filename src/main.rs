@@ -1,15 +1,20 @@
 //! The `feedmill` command line: parses arguments, sets up logging, calls the library.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use feedmill::config::{Config, ConfigError, FetchConfig, DEFAULT_CONFIG_PATH};
-use feedmill::extract::{Extraction, Extractor, SiteRules, Step};
+use feedmill::extract::{Extractor, SiteRules, Step};
 use feedmill::fetch::{charset::decode_html, FeedResponse, Fetched, Fetcher};
 use url::Url;
+
+#[path = "cli/extract.rs"]
+mod extract_command;
+use extract_command::Format;
 
 /// Exit code for a configuration that cannot be used.
 const EXIT_CONFIG: u8 = 2;
@@ -72,6 +77,9 @@ enum Command {
         /// Write one file per input here (`a.html` → `DIR/a.txt`) instead of printing.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+        /// Pages extracted at once [default: one per core]; outputs keep the inputs' order.
+        #[arg(long)]
+        jobs: Option<NonZeroUsize>,
         #[arg(required = true)]
         inputs: Vec<String>,
     },
@@ -97,23 +105,6 @@ enum RulesCommand {
         /// Only rules covering this host.
         host: Option<String>,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Format {
-    Text,
-    Html,
-    Json,
-}
-
-impl Format {
-    fn extension(self) -> &'static str {
-        match self {
-            Format::Text => "txt",
-            Format::Html => "html",
-            Format::Json => "json",
-        }
-    }
 }
 
 /// Threads for blocking work: parsing feeds, extracting articles (CPU-bound, so more threads
@@ -172,9 +163,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print_config(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Extract { url, format, out_dir, inputs } => {
+        Command::Extract { url, format, out_dir, inputs, jobs } => {
             let config = optional_config(&config_path, explicit_config)?;
-            extract(config.as_ref(), url, format, out_dir.as_deref(), &inputs).await
+            let request = extract_command::Request { url, format, out_dir, inputs, jobs };
+            extract_command::run(config.as_ref(), request).await
         }
         Command::CheckSource { name } => check_source(&Config::load(&config_path)?, &name).await,
         Command::Discover { url } => {
@@ -404,159 +396,4 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
     }
     println!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
     Ok(())
-}
-
-async fn extract(
-    config: Option<&Config>,
-    url: Option<Url>,
-    format: Format,
-    out_dir: Option<&Path>,
-    inputs: &[String],
-) -> anyhow::Result<ExitCode> {
-    let rules = SiteRules::new(config.map_or(&[][..], |c| &c.sites))?;
-    let extractor = Extractor::new(rules);
-    let fetch_config = config.map_or_else(FetchConfig::default, |c| c.fetch.clone());
-    let fetcher = Fetcher::new(&fetch_config)?;
-    if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut failures = 0;
-    // The next input is read (or fetched), decompressed and decoded on another thread while this
-    // one is extracted: the command runs at the extractor's own rate.
-    let load = |input: &String| tokio::spawn(load_input(fetcher.clone(), input.clone(), url.clone()));
-    let mut next = inputs.first().map(load);
-    for (index, input) in inputs.iter().enumerate() {
-        let Some(loading) = next.take() else { break };
-        next = inputs.get(index + 1).map(load);
-        let loaded = loading.await.map_err(anyhow::Error::from).and_then(|loaded| loaded);
-        let (page_url, extraction) = match loaded {
-            Ok(page) => tokio::task::block_in_place(|| extract_loaded(&extractor, page)),
-            Err(error) => {
-                eprintln!("feedmill: {input}: {error:#}");
-                failures += 1;
-                continue;
-            }
-        };
-        if let Some(miss) = &extraction.rule_miss {
-            eprintln!("feedmill: {input}: site rule from {} matched nothing on {}", miss.rule, miss.host);
-        }
-        if extraction.article.is_none() {
-            eprintln!("feedmill: {input}: no article found");
-            failures += 1;
-        }
-        let output = render_extraction(&page_url, &extraction, format)?;
-        match out_dir {
-            Some(dir) => {
-                let path = dir.join(format!("{}.{}", output_stem(input), format.extension()));
-                std::fs::write(&path, output).with_context(|| format!("cannot write {}", path.display()))?;
-            }
-            None => println!("{output}"),
-        }
-    }
-    Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// A page to extract: its text and the URL it is read as.
-struct LoadedPage {
-    html: String,
-    url: Url,
-    /// A saved file without `--url`: its canonical link, if it has one, is its URL.
-    saved: bool,
-}
-
-async fn load_input(fetcher: Fetcher, input: String, url: Option<Url>) -> anyhow::Result<LoadedPage> {
-    if input.starts_with("http://") || input.starts_with("https://") {
-        let page = fetcher.fetch_page(&Url::parse(&input)?).await?;
-        let html = decode_html(&page.body, page.content_type.as_deref());
-        return Ok(LoadedPage { html, url: page.url, saved: false });
-    }
-    tokio::task::spawn_blocking(move || {
-        let html = decode_html(&read_input(Path::new(&input))?, None);
-        let saved = url.is_none();
-        let url = match url {
-            Some(url) => url,
-            None => std::path::absolute(&input)
-                .ok()
-                .and_then(|p| Url::from_file_path(p).ok())
-                .with_context(|| "cannot make a URL for this file; pass --url")?,
-        };
-        Ok(LoadedPage { html, url, saved })
-    })
-    .await?
-}
-
-fn extract_loaded(extractor: &Extractor, page: LoadedPage) -> (Url, Extraction) {
-    match page.saved {
-        true => extractor.extract_saved(&page.html, &page.url),
-        false => {
-            let extraction = extractor.extract(&page.html, &page.url);
-            (page.url, extraction)
-        }
-    }
-}
-
-/// The most `read_input` reserves from a gzip trailer's claim before reading (it is only a hint).
-const MAX_INPUT_PREALLOCATION: usize = 64 << 20;
-
-/// A file's bytes, gunzipped when it ends in `.gz`.
-fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let raw = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        // A gzip member ends with its uncompressed size (mod 2^32): room for it up front saves
-        // growing and copying the buffer as it fills.
-        let size = raw.last_chunk::<4>().map_or(0, |n| u32::from_le_bytes(*n) as usize);
-        let mut bytes = Vec::with_capacity(size.min(MAX_INPUT_PREALLOCATION));
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("{}: not valid gzip", path.display()))?;
-        Ok(bytes)
-    } else {
-        Ok(raw)
-    }
-}
-
-/// `dir/a.html` → `a`, `x.html.gz` → `x`, `https://e.com/news/item` → `item`.
-fn output_stem(input: &str) -> String {
-    let name = input.trim_end_matches('/').rsplit('/').next().unwrap_or(input);
-    let name = name.strip_suffix(".gz").unwrap_or(name);
-    let stem = Path::new(name).file_stem().and_then(|s| s.to_str()).unwrap_or(name);
-    if stem.is_empty() {
-        "index".to_owned()
-    } else {
-        stem.to_owned()
-    }
-}
-
-fn render_extraction(page_url: &Url, extraction: &Extraction, format: Format) -> anyhow::Result<String> {
-    let article = extraction.article.as_ref();
-    Ok(match format {
-        Format::Text => article.map(|a| a.text.clone()).unwrap_or_default(),
-        Format::Html => article.map(|a| a.html.clone()).unwrap_or_default(),
-        Format::Json => serde_json::to_string_pretty(&serde_json::json!({
-            "url": page_url.as_str(),
-            "title": article.and_then(|a| a.meta.title.as_deref()),
-            "authors": article.map(|a| &a.meta.authors),
-            "published": article.and_then(|a| a.meta.published.as_deref()),
-            "updated": article.and_then(|a| a.meta.updated.as_deref()),
-            "language": article.and_then(|a| a.meta.language.as_deref()),
-            "tags": article.map(|a| &a.meta.tags),
-            "image": article.and_then(|a| a.meta.image.as_deref()),
-            "step": article.map(|a| a.step),
-            "text": article.map(|a| a.text.as_str()),
-            "html": article.map(|a| a.html.as_str()),
-            "rule_miss": extraction.rule_miss,
-        }))?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_names_replace_the_extension() {
-        assert_eq!(output_stem("pages/a.html"), "a");
-        assert_eq!(output_stem("x/06e5.html.gz"), "06e5");
-        assert_eq!(output_stem("https://e.com/news/item"), "item");
-    }
 }

@@ -390,6 +390,52 @@ fn shipped_default_config_is_valid() {
 }
 
 #[test]
+fn extract_keeps_the_input_order_whatever_the_number_of_jobs() {
+    // The first page is long (slow to extract) and the rest short, so with several jobs the later
+    // pages are extracted first: the outputs must still come in input order, and a failing input
+    // is reported in its place without stopping the others.
+    use std::io::Write;
+    let workspace = Workspace::new();
+    let mut inputs = Vec::new();
+    for page in 0..12 {
+        let paragraphs = if page == 0 { 4000 } else { 3 };
+        let body: String = (0..paragraphs)
+            .map(|n| {
+                format!("<p>Page {page} paragraph {n} carries enough words to count as article text.</p>")
+            })
+            .collect();
+        let html = format!(
+            "<html><head><title>Page {page}</title></head><body><article>{body}</article></body></html>"
+        );
+        let path = workspace.path(&format!("page{page:02}.html.gz"));
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(html.as_bytes()).unwrap();
+        std::fs::write(&path, gzip.finish().unwrap()).unwrap();
+        inputs.push(path.display().to_string());
+        if page == 5 {
+            inputs.push(workspace.path("missing.html").display().to_string());
+        }
+    }
+    let run = |jobs: &str| {
+        let mut args = vec!["extract", "--format", "json", "--jobs", jobs];
+        args.extend(inputs.iter().map(String::as_str));
+        let output = run_feedmill(&args);
+        assert_eq!(output.status.code(), Some(1), "the missing input fails the run");
+        let pages: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&output.stdout)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .expect("one JSON document per page");
+        let titles: Vec<String> =
+            pages.iter().map(|p| p["title"].as_str().unwrap_or_default().to_owned()).collect();
+        (titles, String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (titles, errors) = run("4");
+    assert_eq!(titles, (0..12).map(|n| format!("Page {n}")).collect::<Vec<_>>());
+    assert!(errors.contains("missing.html: cannot read"), "{errors}");
+    assert_eq!(run("1"), (titles, errors));
+}
+
+#[test]
 fn extract_json_reports_metadata_and_rules_test_checks_test_pages() {
     // The UNN fixture page through the built-in rule: body, step and metadata.
     let page = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unn/north-korea.html");
