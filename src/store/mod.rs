@@ -8,6 +8,7 @@
 //! connections (WAL lets them read while the writer writes) on tokio's blocking pool. The schema
 //! lives in `/migrations`, applied in order at open and recorded in `user_version`.
 
+pub mod postgres;
 mod queries;
 mod stories;
 
