@@ -66,6 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: OpmlCommand,
     },
+    /// Copy the configured SQLite database into an empty PostgreSQL database, in one transaction,
+    /// and print each table's rows on both sides.
+    Migrate {
+        /// The PostgreSQL database (libpq URL: postgresql://user@host:5432/name).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Extract the article from HTML files (plain or .gz) or http(s) URLs.
     Extract {
         /// The page's URL, for files: picks the site rule and resolves relative links
@@ -173,6 +180,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = optional_config(&config_path, explicit_config)?;
             discover(config.as_ref(), &url).await
         }
+        Command::Migrate { to } => migrate(&Config::load(&config_path)?, &to).await,
         Command::Opml { command: OpmlCommand::Export } => {
             print!("{}", feedmill::opml::export(&Config::load(&config_path)?));
             Ok(ExitCode::SUCCESS)
@@ -396,4 +404,26 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
     }
     println!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
     Ok(())
+}
+
+/// `feedmill migrate --to URL`: the SQLite database, brought to this feedmill's schema as `run`
+/// would, copied into PostgreSQL. The URL is never printed (it may hold the password).
+async fn migrate(config: &Config, to: &str) -> anyhow::Result<ExitCode> {
+    use feedmill::store::{postgres, Store};
+    let path = config.storage.path.clone();
+    anyhow::ensure!(path.exists(), "{}: there is no SQLite database to copy", path.display());
+    let sqlite = path.clone();
+    tokio::task::spawn_blocking(move || Store::open(&sqlite).map(drop)).await??;
+    let mut database = postgres::connect(to).await?;
+    postgres::migrate(&mut database).await?;
+    let counts = postgres::copy_sqlite(&path, &mut database).await?;
+    println!(
+        "copied {} into {} (one transaction; rows counted on both sides):",
+        path.display(),
+        database.name
+    );
+    for count in counts {
+        println!("  {:<16} SQLite {:>9}  PostgreSQL {:>9}", count.table, count.sqlite, count.postgres);
+    }
+    Ok(ExitCode::SUCCESS)
 }

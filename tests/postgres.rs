@@ -1,12 +1,14 @@
 //! The PostgreSQL store's schema on a real server: migrations applied once and recorded, nodes
-//! starting together, a database from a newer feedmill refused, and the same tables and columns
-//! as the SQLite schema. Skipped (with a message) where PostgreSQL is not installed.
+//! starting together, a database from a newer feedmill refused, the same tables and columns as
+//! the SQLite schema, and `feedmill migrate --to` copying a polled SQLite database row for row.
+//! Skipped (with a message) where PostgreSQL is not installed.
 
 mod common;
 
 use std::collections::BTreeSet;
 
 use common::postgres::Postgres;
+use common::{feedmill, Fixture, Workspace};
 use feedmill::store::postgres::{connect, migrate, PostgresError};
 
 #[tokio::test]
@@ -109,4 +111,146 @@ async fn the_schema_has_the_sqlite_tables_and_columns() {
     let sqlite: BTreeSet<(String, String)> =
         statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
     assert_eq!(postgres, sqlite, "a SQLite migration needs its PostgreSQL counterpart (migrations/postgres)");
+}
+
+/// Every row of every table, each value as text (blobs as lowercase hex, NULL as None), sorted.
+type Dump = Vec<(String, Vec<Vec<Option<String>>>)>;
+
+async fn dump_postgres(client: &tokio_postgres::Client) -> Dump {
+    let tables = client
+        .query(
+            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name <> 'feedmill_migrations' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut dump = Vec::new();
+    for table in tables.iter().map(|r| r.get::<_, String>(0)) {
+        let columns = client
+            .query(
+                "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns \
+                 WHERE table_name = $1 ORDER BY column_name",
+                &[&table],
+            )
+            .await
+            .unwrap();
+        let values: Vec<String> = columns
+            .iter()
+            .map(|c| match c.get::<_, &str>(1) {
+                "bytea" => format!("encode({}, 'hex')", c.get::<_, &str>(0)),
+                _ => format!("{}::TEXT", c.get::<_, &str>(0)),
+            })
+            .collect();
+        let rows = client.query(&format!("SELECT {} FROM {table}", values.join(", ")), &[]).await.unwrap();
+        let mut rows: Vec<Vec<Option<String>>> =
+            rows.iter().map(|r| (0..r.len()).map(|i| r.get(i)).collect()).collect();
+        rows.sort();
+        dump.push((table, rows));
+    }
+    dump
+}
+
+fn dump_sqlite(path: &std::path::Path, tables: &[String]) -> Dump {
+    let db = rusqlite::Connection::open(path).unwrap();
+    tables
+        .iter()
+        .map(|table| {
+            let mut columns: Vec<String> = db
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            columns.sort();
+            let values: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    format!("CASE WHEN typeof({c}) = 'blob' THEN lower(hex({c})) ELSE CAST({c} AS TEXT) END")
+                })
+                .collect();
+            let mut statement = db.prepare(&format!("SELECT {} FROM {table}", values.join(", "))).unwrap();
+            let mut rows: Vec<Vec<Option<String>>> = statement
+                .query_map([], |r| (0..columns.len()).map(|i| r.get(i)).collect())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            rows.sort();
+            (table.clone(), rows)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_copies_a_polled_database_row_for_row_once() {
+    let Some(server) = Postgres::start() else { return };
+    let url = server.create_database("copy");
+    // A SQLite database as polls leave it: sources with validators and an error, items with full
+    // text, GUIDs, tags, stories and near-duplicate data; and retention's tombstones.
+    let fixture = Fixture::news_web().start();
+    let work = Workspace::new();
+    let config = work.config(&format!(
+        "[storage]\npath = \"data/feedmill.db\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = true\n\
+         [[sources]]\nname = \"unn-uk\"\nurl = \"http://unn.ua/rss/news_uk.xml\"\n\
+         [[sources]]\nname = \"unn-en\"\nurl = \"http://unn.ua/en/rss/world_en.xml\"\ntags = [\"en\"]\n\
+         [[sources]]\nname = \"example\"\nurl = \"http://news.example/atom.xml\"\n\
+         [[sources]]\nname = \"broken\"\nurl = \"http://broken.example/feed.xml\"\n",
+        fixture.proxy_url()
+    ));
+    let run = |args: &[&str]| {
+        feedmill().current_dir(work.path("")).args(args).arg("-c").arg(&config).output().unwrap()
+    };
+    run(&["poll"]);
+    let sqlite = work.path("data/feedmill.db");
+    rusqlite::Connection::open(&sqlite)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO tombstone_guids VALUES (1, 'removed-guid', 1765000000);
+             INSERT INTO tombstone_links VALUES ('https://unn.ua/news/removed', 1765000000);",
+        )
+        .unwrap();
+
+    let output = run(&["migrate", "--to", &url]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let database = connect(&url).await.unwrap();
+    let postgres = dump_postgres(&database.client).await;
+    let tables: Vec<String> = postgres.iter().map(|(t, _)| t.clone()).collect();
+    assert_eq!(postgres, dump_sqlite(&sqlite, &tables), "every row of every table, unchanged");
+    let rows = |table: &str| postgres.iter().find(|(t, _)| t == table).map_or(0, |(_, rows)| rows.len());
+    for table in
+        ["sources", "stories", "items", "item_guids", "item_tags", "tombstone_guids", "tombstone_links"]
+    {
+        assert!(rows(table) > 0, "{table} has rows to copy");
+    }
+    let items = rows("items");
+    assert!(
+        stdout.contains(&format!("items            SQLite {items:>9}  PostgreSQL {items:>9}")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&url), "the URL is not printed: {stdout}");
+
+    // Ids continue after the copied ones.
+    let next: i64 = database
+        .client
+        .query_one("INSERT INTO stories DEFAULT VALUES RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let highest: i64 = database
+        .client
+        .query_one("SELECT MAX(id) FROM stories WHERE id <> $1", &[&next])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(next > highest, "a new story id {next} after the copied {highest}");
+    database.client.execute("DELETE FROM stories WHERE id = $1", &[&next]).await.unwrap();
+
+    // A second copy is refused and changes nothing.
+    let again = run(&["migrate", "--to", &url]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(stderr.contains("not empty (sources has rows)"), "{stderr}");
+    assert_eq!(dump_postgres(&database.client).await, postgres);
 }

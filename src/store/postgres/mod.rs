@@ -1,5 +1,6 @@
-//! PostgreSQL, the store for several nodes (issue 15): its schema and how a node brings a database
-//! up to it. The store's queries on PostgreSQL are not built yet; the daemon runs on SQLite.
+//! PostgreSQL, the store for several nodes (issue 15): its schema, how a node brings a database
+//! up to it, and the copy of a SQLite database into it (`copy`, for `feedmill migrate --to`).
+//! The store's queries on PostgreSQL are not built yet; the daemon runs on SQLite.
 //!
 //! The schema lives in `/migrations/postgres`, plain SQL, the same tables and columns as the SQLite
 //! schema. A node applies the migrations it knows in order, in one transaction, recording each in
@@ -8,12 +9,15 @@
 //! feedmill has migrated further than it knows. Error messages name the database as
 //! `user@host:port/name`, never with its password.
 
+mod copy;
+
+pub use copy::{copy_sqlite, CopyError, TableCount};
 use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// The migrations, in order, by name. Add new files at the end; never edit one that has shipped.
 const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_schema", include_str!("../../migrations/postgres/0001_schema.sql"))];
+    &[("0001_schema", include_str!("../../../migrations/postgres/0001_schema.sql"))];
 
 /// The advisory lock migrating nodes take (any constant every node agrees on: "feedmill" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6665_6564_6d69_6c6c;
