@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use common::postgres::Postgres;
 use common::{feedmill, Fixture, Workspace};
-use feedmill::store::postgres::{connect, migrate, PostgresError};
+use feedmill::store::postgres::{connect, migrate, Database, PostgresError};
 
 #[tokio::test]
 async fn migrations_apply_once_and_are_recorded() {
@@ -253,4 +253,46 @@ async fn migrate_copies_a_polled_database_row_for_row_once() {
     assert!(!again.status.success());
     assert!(stderr.contains("not empty (sources has rows)"), "{stderr}");
     assert_eq!(dump_postgres(&database.client).await, postgres);
+}
+
+/// Whether the session is encrypted, as the server sees it.
+async fn encrypted(database: &Database) -> bool {
+    let query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    database.client.query_one(query, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn tls_is_used_and_verified_as_sslmode_asks() {
+    let Some(server) = Postgres::start_with_tls() else { return };
+    server.create_database("feedmill");
+    let url =
+        |host: &str, query: &str| format!("postgresql://feedmill@{host}:{}/feedmill?{query}", server.port);
+    let trusted = format!("sslmode=verify-full&sslrootcert={}", server.ca_file());
+    for host in ["127.0.0.1", "localhost"] {
+        let database = connect(&url(host, &trusted)).await.unwrap();
+        assert!(encrypted(&database).await, "verify-full with the test CA, {host}");
+    }
+    // The test CA is none of the public roots: verify-full without it refuses the server.
+    let refused = connect(&url("127.0.0.1", "sslmode=verify-full")).await.err().expect("an unknown issuer");
+    let message = refused.to_string();
+    assert!(message.contains("cannot connect") && message.contains("feedmill@127.0.0.1"), "{message}");
+    // require and prefer (the default) encrypt without verifying, as in libpq; disable does not.
+    assert!(encrypted(&connect(&url("127.0.0.1", "sslmode=require")).await.unwrap()).await);
+    assert!(encrypted(&connect(&url("127.0.0.1", "application_name=feedmill")).await.unwrap()).await);
+    assert!(!encrypted(&connect(&url("127.0.0.1", "sslmode=disable")).await.unwrap()).await);
+    // A root certificate that is not there is named.
+    let missing =
+        connect(&url("127.0.0.1", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")).await.err();
+    let message = missing.expect("no CA file").to_string();
+    assert!(message.contains("TLS: sslrootcert /nonexistent/ca.pem"), "{message}");
+}
+
+#[tokio::test]
+async fn require_refuses_a_server_without_tls() {
+    let Some(server) = Postgres::start() else { return };
+    server.create_database("feedmill");
+    let required = format!("{}?sslmode=require", server.url("feedmill"));
+    assert!(connect(&required).await.is_err(), "sslmode=require must not fall back to plain text");
+    let preferred = connect(&server.url("feedmill")).await.unwrap();
+    assert!(!encrypted(&preferred).await, "prefer falls back to plain text");
 }

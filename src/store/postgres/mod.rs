@@ -10,10 +10,11 @@
 //! `user@host:port/name`, never with its password.
 
 mod copy;
+mod tls;
 
 pub use copy::{copy_sqlite, CopyError, TableCount};
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 /// The migrations, in order, by name. Add new files at the end; never edit one that has shipped.
 const MIGRATIONS: &[(&str, &str)] =
@@ -26,7 +27,9 @@ const MIGRATION_LOCK: i64 = 0x6665_6564_6d69_6c6c;
 pub enum PostgresError {
     /// The URL itself is not shown: it may hold the password.
     #[error("the PostgreSQL database URL is invalid: {0}")]
-    Url(tokio_postgres::Error),
+    Url(String),
+    #[error("{database}: TLS: {problem}")]
+    Tls { database: String, problem: String },
     #[error("{database}: cannot connect: {source}")]
     Connect { database: String, source: tokio_postgres::Error },
     #[error("{database}: cannot apply migration {migration}: {source}")]
@@ -43,13 +46,14 @@ pub struct Database {
     pub name: String,
 }
 
-/// Connects to the database at `url` (libpq URL or key=value syntax). The connection's driver
-/// runs as a task on the current runtime until the client is dropped.
+/// Connects to the database at `url` (libpq URL or key=value syntax; TLS as its `sslmode` and
+/// `sslrootcert` say, see [`tls`]). The connection's driver runs as a task on the current
+/// runtime until the client is dropped.
 pub async fn connect(url: &str) -> Result<Database, PostgresError> {
-    let config: Config = url.parse().map_err(PostgresError::Url)?;
+    let (config, tls) = tls::parse(url)?;
     let name = describe(&config);
     let (client, connection) = config
-        .connect(NoTls)
+        .connect(tls.connector(&name)?)
         .await
         .map_err(|source| PostgresError::Connect { database: name.clone(), source })?;
     let driver_name = name.clone();
@@ -124,7 +128,7 @@ mod tests {
         let config: Config =
             "postgresql://feedmill:s3cret@db.example:5433/news?sslmode=disable".parse().unwrap();
         assert_eq!(describe(&config), "feedmill@db.example:5433/news");
-        let error = "postgresql://feedmill:s3cret@db.example:notaport/news".parse::<Config>().unwrap_err();
-        assert!(!PostgresError::Url(error).to_string().contains("s3cret"));
+        let error = tls::parse("postgresql://feedmill:s3cret@db.example:notaport/news").err().unwrap();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }
