@@ -76,38 +76,7 @@ pub async fn copy_sqlite(sqlite: &Path, database: &mut Database) -> Result<Vec<T
     let sql = |source| CopyError::Postgres(PostgresError::Sql { database: name.clone(), source });
     let transaction = database.client.transaction().await.map_err(sql)?;
     transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(sql)?;
-    let mut columns = Vec::new();
-    for &(table, _) in TABLES {
-        let occupied: bool = transaction
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
-            .await
-            .map_err(sql)?
-            .get(0);
-        if occupied {
-            return Err(CopyError::NotEmpty { database: name.clone(), table });
-        }
-        let rows = transaction
-            .query(
-                "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                &[&table],
-            )
-            .await
-            .map_err(sql)?;
-        let mut table_columns = Vec::new();
-        for row in rows {
-            let (column, kind): (String, String) = (row.get(0), row.get(1));
-            let kind = match kind.as_str() {
-                "bigint" => Type::INT8,
-                "integer" => Type::INT4,
-                "text" => Type::TEXT,
-                "bytea" => Type::BYTEA,
-                _ => return Err(CopyError::Schema { database: name.clone(), table, column, kind }),
-            };
-            table_columns.push((column, kind));
-        }
-        columns.push(table_columns);
-    }
+    let columns = empty_tables_columns(&transaction, &name).await?;
 
     let (sender, mut reads) = mpsc::channel(4);
     let reader = {
@@ -168,6 +137,49 @@ pub async fn copy_sqlite(sqlite: &Path, database: &mut Database) -> Result<Vec<T
     }
     transaction.commit().await.map_err(sql)?;
     Ok(counts)
+}
+
+/// Each table's columns and their types, in PostgreSQL's order, once every table is checked to
+/// be empty.
+async fn empty_tables_columns(
+    transaction: &tokio_postgres::Transaction<'_>,
+    name: &str,
+) -> Result<Vec<Vec<(String, Type)>>, CopyError> {
+    let sql = |source| CopyError::Postgres(PostgresError::Sql { database: name.to_owned(), source });
+    let mut columns = Vec::new();
+    for &(table, _) in TABLES {
+        let occupied: bool = transaction
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await
+            .map_err(sql)?
+            .get(0);
+        if occupied {
+            return Err(CopyError::NotEmpty { database: name.to_owned(), table });
+        }
+        let rows = transaction
+            .query(
+                "SELECT column_name::TEXT, data_type::TEXT FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                &[&table],
+            )
+            .await
+            .map_err(sql)?;
+        let mut table_columns = Vec::new();
+        for row in rows {
+            let (column, kind): (String, String) = (row.get(0), row.get(1));
+            let kind = match kind.as_str() {
+                "bigint" => Type::INT8,
+                "integer" => Type::INT4,
+                "text" => Type::TEXT,
+                "bytea" => Type::BYTEA,
+                _ => return Err(CopyError::Schema { database: name.to_owned(), table, column, kind }),
+            };
+            table_columns.push((column, kind));
+        }
+        columns.push(table_columns);
+    }
+
+    Ok(columns)
 }
 
 /// Why the reader stopped sending before the end: its error, or its panic.

@@ -59,15 +59,19 @@ pub(super) fn parse(url: &str) -> Result<(Config, Tls), PostgresError> {
     let mut kept = Vec::new();
     for (key, value) in parsed.query_pairs() {
         match key.as_ref() {
-            "sslmode" => tls.mode = match value.as_ref() {
-                "disable" => Mode::Disable,
-                "allow" | "prefer" => Mode::Prefer,
-                "require" => Mode::Require,
-                "verify-ca" | "verify-full" => Mode::Verify,
-                other => return Err(invalid(format!(
+            "sslmode" => {
+                tls.mode = match value.as_ref() {
+                    "disable" => Mode::Disable,
+                    "allow" | "prefer" => Mode::Prefer,
+                    "require" => Mode::Require,
+                    "verify-ca" | "verify-full" => Mode::Verify,
+                    other => {
+                        return Err(invalid(format!(
                     "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                ))),
-            },
+                )))
+                    }
+                }
+            }
             "sslrootcert" => tls.root_cert = Some(PathBuf::from(value.as_ref())),
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
