@@ -57,6 +57,7 @@ pub async fn run(config: Option<&Config>, request: Request) -> anyhow::Result<Ex
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let jobs = jobs.or_else(|| std::thread::available_parallelism().ok()).map_or(1, NonZeroUsize::get);
+    let jobs = jobs.min(inputs.len()).max(1);
     // One task loads the inputs in order (files read, gunzipped and decoded on the blocking
     // pool; URLs fetched) a few pages ahead of `jobs` threads that extract them; the writer puts
     // the results out in input order. On one core's worth of jobs the command runs at the
