@@ -46,7 +46,7 @@ pub struct TableCount {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read the SQLite database")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("{path}: {table}.{column}: {problem}")]
     Value { path: PathBuf, table: &'static str, column: String, problem: String },

@@ -23,6 +23,9 @@ const MIGRATIONS: &[(&str, &str)] =
 /// The advisory lock migrating nodes take (any constant every node agrees on: "feedmill" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6665_6564_6d69_6c6c;
 
+/// Each error's message says what failed and where; the driver's own error is its `source`, which
+/// the command line prints after it (`cannot connect: error connecting to server: Connection
+/// refused`).
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
     /// The URL itself is not shown: it may hold the password.
@@ -30,13 +33,13 @@ pub enum PostgresError {
     Url(String),
     #[error("{database}: TLS: {problem}")]
     Tls { database: String, problem: String },
-    #[error("{database}: cannot connect: {source}")]
+    #[error("{database}: cannot connect")]
     Connect { database: String, source: tokio_postgres::Error },
-    #[error("{database}: cannot apply migration {migration}: {source}")]
+    #[error("{database}: cannot apply migration {migration}")]
     Migrate { database: String, migration: &'static str, source: tokio_postgres::Error },
     #[error("{database}: migrated to version {found} by a newer feedmill, which this one ({known} migrations) cannot read; upgrade this node")]
     Newer { database: String, found: i64, known: usize },
-    #[error("{database}: {source}")]
+    #[error("{database}: a statement failed")]
     Sql { database: String, source: tokio_postgres::Error },
 }
 
