@@ -433,6 +433,21 @@ fn extract_keeps_the_input_order_whatever_the_number_of_jobs() {
     assert_eq!(titles, (0..12).map(|n| format!("Page {n}")).collect::<Vec<_>>());
     assert!(errors.contains("missing.html: cannot read"), "{errors}");
     assert_eq!(run("1"), (titles, errors));
+
+    // A reader that stops early (`| head`) ends the command quietly, without a panic.
+    use std::io::Read;
+    let mut child = common::feedmill()
+        .args(["extract", "--format", "json"])
+        .args(&inputs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
