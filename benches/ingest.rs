@@ -1,6 +1,7 @@
 //! Ingest throughput through every deduplication layer, with 100,000 items already stored.
 //!
-//! Run: `cargo bench --bench ingest` (`STORED=100000 NEW=20000` to vary).
+//! Run: `cargo bench --bench ingest` (`STORED=100000 NEW=20000` to vary; `KEEP=FILE` keeps the
+//! filled database there).
 //!
 //! A store is filled with `STORED` items (synthetic news-like bodies: 150–400 words drawn from a
 //! 5,000-word Zipf vocabulary, all inside the near-duplicate window), then `NEW` items arrive as
@@ -193,6 +194,13 @@ async fn main() {
         "signatures (MinHash + fingerprint), computed by the polls before the write: {:.1} µs per item, one thread",
         signing.as_secs_f64() * 1e6 / new as f64
     );
+    // With KEEP=FILE the filled database is kept there, e.g. to time `feedmill migrate --to` on it.
+    if let Ok(keep) = std::env::var("KEEP") {
+        store.close().await.expect("the store closes");
+        let db = rusqlite::Connection::open(dir.path().join("ingest.db")).expect("the database reopens");
+        db.execute("VACUUM INTO ?1", [&keep]).expect("a copy of the database");
+        println!("kept the database at {keep}");
+    }
 }
 
 fn add(totals: &mut feedmill::store::CommitCounts, counts: feedmill::store::CommitCounts) {
