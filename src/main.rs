@@ -1,9 +1,10 @@
 //! The `feedmill` command line: parses arguments, sets up logging, calls the library.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -11,6 +12,11 @@ use feedmill::config::{Config, ConfigError, FetchConfig, DEFAULT_CONFIG_PATH};
 use feedmill::extract::{Extractor, SiteRules, Step};
 use feedmill::fetch::{charset::decode_html, FeedResponse, Fetched, Fetcher};
 use url::Url;
+
+/// `println!` for the command's output, through [`out`].
+macro_rules! outln {
+    ($($arg:tt)*) => { out(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 #[path = "cli/extract.rs"]
 mod extract_command;
@@ -155,6 +161,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Set once the reader of stdout has gone.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes the command's output. Once its reader has gone (`feedmill poll | head`) the rest is
+/// dropped and the command still finishes its work, instead of panicking in `println!` on the
+/// closed pipe. (Restoring SIGPIPE's default would end the process there, but also on a `writev`
+/// to an HTTP peer that reset its connection.)
+fn out(text: std::fmt::Arguments) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(error) = std::io::stdout().lock().write_fmt(text) {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("feedmill: cannot write to stdout: {error}");
+        }
+    }
+}
+
+/// Whether the reader of stdout has gone, so that writing more is useless.
+fn stdout_gone() -> bool {
+    STDOUT_GONE.load(Ordering::Relaxed)
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let explicit_config = cli.config.is_some();
     let config_path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -182,7 +212,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate { to } => migrate(&Config::load(&config_path)?, &to).await,
         Command::Opml { command: OpmlCommand::Export } => {
-            print!("{}", feedmill::opml::export(&Config::load(&config_path)?));
+            out(format_args!("{}", feedmill::opml::export(&Config::load(&config_path)?)));
             Ok(ExitCode::SUCCESS)
         }
         Command::Opml { command: OpmlCommand::Import { file, write } } => {
@@ -212,7 +242,7 @@ fn opml_import(config_path: &Path, file: &Path, write: bool) -> anyhow::Result<E
         std::fs::write(config_path, updated)
             .with_context(|| format!("{}: cannot write", config_path.display()))?;
     } else {
-        print!("{toml}");
+        out(format_args!("{toml}"));
     }
     eprintln!(
         "{added} new source{} {}, {skipped} already configured",
@@ -269,16 +299,16 @@ async fn rules_test(config: Option<&Config>, host: Option<&str>) -> anyhow::Resu
                 }
             };
             match verdict {
-                Ok(()) => println!("PASS {} ({}) {url}", rule.hosts.join(","), rule.origin),
+                Ok(()) => outln!("PASS {} ({}) {url}", rule.hosts.join(","), rule.origin),
                 Err(why) => {
                     failed += 1;
-                    println!("FAIL {} ({}) {url}: {why}", rule.hosts.join(","), rule.origin);
+                    outln!("FAIL {} ({}) {url}: {why}", rule.hosts.join(","), rule.origin);
                 }
             }
         }
     }
     if checked == 0 {
-        println!("no rule{} has a test_url", host.map(|h| format!(" for {h}")).unwrap_or_default());
+        outln!("no rule{} has a test_url", host.map(|h| format!(" for {h}")).unwrap_or_default());
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -303,13 +333,15 @@ async fn poll(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
                 if report.filtered > 0 {
                     extra.push_str(&format!(", {} filtered out", report.filtered));
                 }
-                println!(
+                outln!(
                     "{}: HTTP {status}, {} new, {} duplicate{extra}, {seconds:.2}s{note}",
-                    report.source, report.new, report.duplicate
+                    report.source,
+                    report.new,
+                    report.duplicate
                 )
             }
             Some(error) => {
-                println!("{}: FAILED (HTTP {status}) after {seconds:.2}s{note}: {error}", report.source)
+                outln!("{}: FAILED (HTTP {status}) after {seconds:.2}s{note}: {error}", report.source)
             }
         }
     }
@@ -338,17 +370,17 @@ async fn check_source(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     })
     .await?
     .with_context(|| format!("source `{name}` ({}, {})", source.kind, source.url))?;
-    println!("{} ({}): {} items", source.name, source.kind, parsed.items.len());
+    outln!("{} ({}): {} items", source.name, source.kind, parsed.items.len());
     for item in &parsed.items {
         let date = item.published.map_or_else(|| "no date".to_owned(), |d| d.to_rfc3339());
         let link = item.link.as_ref().map_or("(no link)", Url::as_str);
-        println!("  {date}  {link}\n      {}", item.title);
+        outln!("  {date}  {link}\n      {}", item.title);
     }
     for child in &parsed.children {
-        println!("  child sitemap: {child}");
+        outln!("  child sitemap: {child}");
     }
     if let Some(older) = &parsed.older {
-        println!("  older messages: {older}");
+        outln!("  older messages: {older}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -368,7 +400,7 @@ async fn discover(config: Option<&Config>, url: &Url) -> anyhow::Result<ExitCode
     if !feedmill::feed::is_html_page(&fetched.body) {
         let utf8 = feedmill::fetch::charset::feed_to_utf8(&fetched.body, fetched.content_type.as_deref());
         if let Ok(feed) = feedmill::feed::parse(&utf8, &fetched.url) {
-            println!("{} is a feed: {} items", fetched.url, feed.items.len());
+            outln!("{} is a feed: {} items", fetched.url, feed.items.len());
             return Ok(ExitCode::SUCCESS);
         }
     }
@@ -379,30 +411,30 @@ async fn discover(config: Option<&Config>, url: &Url) -> anyhow::Result<ExitCode
         return Ok(ExitCode::FAILURE);
     }
     for feed in found {
-        println!("{}  {}  {}", feed.url, feed.format, feed.title.unwrap_or_default());
+        outln!("{}  {}  {}", feed.url, feed.format, feed.title.unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_config(config: &Config) -> anyhow::Result<()> {
     let rules = SiteRules::new(&config.sites)?;
-    println!("config: {}", config.path.display());
-    println!("storage: {}", config.storage.path.display());
-    println!("server: {} (public URL {})", config.server.listen, config.server.public_url);
-    println!("feed: \"{}\", {} items", config.feed.title, config.feed.max_items);
-    println!(
+    outln!("config: {}", config.path.display());
+    outln!("storage: {}", config.storage.path.display());
+    outln!("server: {} (public URL {})", config.server.listen, config.server.public_url);
+    outln!("feed: \"{}\", {} items", config.feed.title, config.feed.max_items);
+    outln!(
         "fetch: timeout {}s, body cap {} bytes, proxy {}, private networks {}",
         config.fetch.timeout_secs,
         config.fetch.max_body_bytes,
         config.fetch.proxy.as_ref().map_or("from environment".to_owned(), Url::to_string),
         if config.fetch.allow_private_networks { "allowed" } else { "refused" },
     );
-    println!("sources ({}):", config.sources.len());
+    outln!("sources ({}):", config.sources.len());
     for s in &config.sources {
         let tags = if s.tags.is_empty() { String::new() } else { format!(" tags={}", s.tags.join(",")) };
-        println!("  {}  {}  {}  full_text={}{tags}  kind={}", s.name, s.url, s.schedule, s.full_text, s.kind);
+        outln!("  {}  {}  {}  full_text={}{tags}  kind={}", s.name, s.url, s.schedule, s.full_text, s.kind);
     }
-    println!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
+    outln!("site rules: {} ({} from this config, the rest built in)", rules.len(), config.sites.len());
     Ok(())
 }
 
@@ -417,13 +449,9 @@ async fn migrate(config: &Config, to: &str) -> anyhow::Result<ExitCode> {
     let mut database = postgres::connect(to).await?;
     postgres::migrate(&mut database).await?;
     let counts = postgres::copy_sqlite(&path, &mut database).await?;
-    println!(
-        "copied {} into {} (one transaction; rows counted on both sides):",
-        path.display(),
-        database.name
-    );
+    outln!("copied {} into {} (one transaction; rows counted on both sides):", path.display(), database.name);
     for count in counts {
-        println!("  {:<16} SQLite {:>9}  PostgreSQL {:>9}", count.table, count.sqlite, count.postgres);
+        outln!("  {:<16} SQLite {:>9}  PostgreSQL {:>9}", count.table, count.sqlite, count.postgres);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 //! written one file per input, in input order, with pages extracted on every core.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,14 +99,13 @@ pub async fn run(config: Option<&Config>, request: Request) -> anyhow::Result<Ex
 }
 
 /// Prints or writes each extraction in input order as it becomes available; reports failures on
-/// stderr and counts them. Stops at the first output that cannot be written, and quietly when
-/// the reader of stdout has gone (`feedmill extract … | head`).
+/// stderr and counts them. Stops at the first output that cannot be written, and once the reader
+/// of stdout has gone.
 fn write_in_order(
     extracted: std::sync::mpsc::Receiver<Extracted>,
     format: Format,
     out_dir: Option<&Path>,
 ) -> anyhow::Result<usize> {
-    let mut stdout = std::io::stdout().lock();
     let mut waiting = BTreeMap::new();
     let mut next = 0;
     let mut failures = 0;
@@ -136,10 +135,8 @@ fn write_in_order(
                     std::fs::write(&path, output)
                         .with_context(|| format!("cannot write {}", path.display()))?;
                 }
-                None => match writeln!(stdout, "{output}") {
-                    Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => return Ok(failures),
-                    written => written.context("cannot write to stdout")?,
-                },
+                None if crate::stdout_gone() => return Ok(failures),
+                None => crate::out(format_args!("{output}\n")),
             }
         }
     }
