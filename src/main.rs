@@ -149,6 +149,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(dispatch(cli)) {
+        Ok(_) if STDOUT_FAILED.load(Ordering::Relaxed) => ExitCode::FAILURE,
         Ok(code) => code,
         Err(error) => {
             eprintln!("feedmill: {error:#}");
@@ -161,8 +162,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Set once the reader of stdout has gone.
+/// Set once the reader of stdout has gone, or stdout failed otherwise.
 static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+/// Set when stdout failed for another reason than its reader going (a full disk): the command
+/// then exits with a failure.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
 
 /// Writes the command's output. Once its reader has gone (`feedmill poll | head`) the rest is
 /// dropped and the command still finishes its work, instead of panicking in `println!` on the
@@ -176,6 +180,7 @@ fn out(text: std::fmt::Arguments) {
         STDOUT_GONE.store(true, Ordering::Relaxed);
         if error.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("feedmill: cannot write to stdout: {error}");
+            STDOUT_FAILED.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -451,6 +451,13 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(output.status.success(), "{args:?}: {:?} {stderr}", output.status);
     }
+    // Output that cannot be written for another reason (a full disk) fails the command.
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let output = common::feedmill().args(["check-config", "-c", config]).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot write to stdout: No space left on device"), "{stderr}");
+    }
 }
 
 #[test]
