@@ -11,54 +11,16 @@ use std::io::{Read, Write};
 
 use ego_tree::iter::Edge;
 use ego_tree::NodeId;
-use feedmill::extract::{clean, generic, meta, preparse};
+use feedmill::extract::generic::{NEGATIVE_NAMES, POSITIVE_NAMES, UNLIKELY_NAMES};
+use feedmill::extract::{clean, generic, meta, preparse, text};
 use regex::Regex;
 use scraper::{ElementRef, Html, Node, Selector};
 
-/// Elements that end a run of inline text.
-const BLOCKS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "body",
-    "caption",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "tbody",
-    "td",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-];
-
-/// The generic extractor's class-name patterns (src/extract/generic/mod.rs), for features.
-const UNLIKELY: &str = r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags|modal|consent";
-const POSITIVE: &str =
-    r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story";
-const NEGATIVE: &str = r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption";
+/// Elements that end a run of inline text: those that start a line in feedmill's text, and the
+/// containers around them.
+fn is_block(name: &str) -> bool {
+    text::BLOCKS.contains(&name) || matches!(name, "body" | "form" | "nav" | "tbody" | "thead")
+}
 
 struct Run<'a> {
     owner: ElementRef<'a>,
@@ -68,7 +30,7 @@ struct Run<'a> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let patterns = [Regex::new(UNLIKELY)?, Regex::new(POSITIVE)?, Regex::new(NEGATIVE)?];
+    let patterns = [Regex::new(UNLIKELY_NAMES)?, Regex::new(POSITIVE_NAMES)?, Regex::new(NEGATIVE_NAMES)?];
     let invisible = Selector::parse("script, style, noscript, template")?;
     let page_url = url::Url::parse("https://example.com/")?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -121,10 +83,10 @@ fn runs(doc: &Html) -> Vec<Run<'_>> {
             Edge::Open(node) => match (ElementRef::wrap(node), node.value()) {
                 (Some(e), _) => {
                     let name = e.value().name();
-                    if BLOCKS.contains(&name) || name == "br" {
+                    if is_block(name) || name == "br" {
                         flush(&owners, &mut text, &mut linked, &mut runs);
                     }
-                    if BLOCKS.contains(&name) {
+                    if is_block(name) {
                         owners.push(e);
                     }
                     in_links += usize::from(name == "a");
@@ -140,7 +102,7 @@ fn runs(doc: &Html) -> Vec<Run<'_>> {
             },
             Edge::Close(node) => {
                 if let Some(e) = ElementRef::wrap(node) {
-                    if BLOCKS.contains(&e.value().name()) {
+                    if is_block(e.value().name()) {
                         flush(&owners, &mut text, &mut linked, &mut runs);
                         owners.pop();
                     }

@@ -5,7 +5,7 @@ use ego_tree::NodeRef;
 use scraper::{Html, Node};
 
 /// Elements that start a new line.
-const BLOCKS: &[&str] = &[
+pub const BLOCKS: &[&str] = &[
     "address",
     "article",
     "aside",

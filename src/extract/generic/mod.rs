@@ -22,21 +22,18 @@ use regex::Regex;
 use scraper::{ElementRef, Html, Selector};
 use stats::{IdMap, TextStats};
 
-static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| {
-    static_regex(
-        r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags|modal|consent",
-    )
-});
+/// Class and id words of page furniture (sidebars, footers, share bars…).
+pub const UNLIKELY_NAMES: &str = r"(?i)-ad-|ai2html|banner|breadcrumb|combx|comment|community|cover-wrap|disqus|extra|footer|gdpr|header|legends|menu|related|remark|replies|rss|shoutbox|sidebar|skyscraper|social|sponsor|supplemental|ad-break|agegate|pagination|pager|popup|yom-remote|share|newsletter|subscribe|promo|cookie|recommend|most-read|trending|tags|modal|consent";
+static UNLIKELY: LazyLock<Regex> = LazyLock::new(|| static_regex(UNLIKELY_NAMES));
 static MAYBE: LazyLock<Regex> =
     LazyLock::new(|| static_regex(r"(?i)and|article|body|column|content|main|shadow|story|entry|post|text"));
-static POSITIVE: LazyLock<Regex> = LazyLock::new(|| {
-    static_regex(r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story")
-});
-static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| {
-    static_regex(
-        r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption",
-    )
-});
+/// Class and id words that raise a candidate's score.
+pub const POSITIVE_NAMES: &str =
+    r"(?i)article|body|content|entry|hentry|h-entry|main|page|pagination|post|text|blog|story";
+static POSITIVE: LazyLock<Regex> = LazyLock::new(|| static_regex(POSITIVE_NAMES));
+/// Class and id words that lower a candidate's score.
+pub const NEGATIVE_NAMES: &str = r"(?i)-ad-|hidden|^hid$| hid$| hid |^hid |banner|combx|comment|com-|contact|footer|gdpr|masthead|media|meta|outbrain|promo|related|scroll|share|shoutbox|sidebar|skyscraper|sponsor|shopping|tags|widget|byline|author|dateline|caption";
+static NEGATIVE: LazyLock<Regex> = LazyLock::new(|| static_regex(NEGATIVE_NAMES));
 static BODY: LazyLock<Selector> = LazyLock::new(|| static_selector("body"));
 
 /// Below this much text, a strict pass is retried without skipping "unlikely" page regions (some
