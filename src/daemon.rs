@@ -50,7 +50,7 @@ struct Pipeline {
 }
 
 async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<Pipeline, DaemonError> {
-    let store = Store::open(&config.storage.path)?;
+    let store = Store::open_configured(&config.storage).await?;
     let poller = poller(config, &store, shutdown, websub).await?;
     Ok(Pipeline { store, poller })
 }
@@ -149,7 +149,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tokio::spawn(retention(store.clone(), config.storage.clone(), shutdown.clone()));
     let mut scheduler = Scheduler::start(poller, &config.sources, |_| true, shutdown.clone()).await?;
     tracing::info!(
-        listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.path.display(),
+        listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.describe(),
         "feedmill running"
     );
     crate::systemd::ready(store.clone(), config.sources.len(), shutdown.clone());
@@ -199,8 +199,10 @@ async fn reload(
             return Ok((scheduler, None));
         }
     };
-    if new.server != current.server || new.storage.path != current.storage.path || new.feed != current.feed {
-        tracing::warn!("[server], [feed] and storage.path changes take effect at the next restart");
+    let storage_changed =
+        new.storage.path != current.storage.path || new.storage.database != current.storage.database;
+    if new.server != current.server || storage_changed || new.feed != current.feed {
+        tracing::warn!("[server], [feed] and the storage's database changes take effect at the next restart");
     }
     let poller = match poller(&new, store, shutdown.clone(), true).await {
         Ok(poller) => poller,

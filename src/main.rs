@@ -424,7 +424,10 @@ async fn discover(config: Option<&Config>, url: &Url) -> anyhow::Result<ExitCode
 fn print_config(config: &Config) -> anyhow::Result<()> {
     let rules = SiteRules::new(&config.sites)?;
     outln!("config: {}", config.path.display());
-    outln!("storage: {}", config.storage.path.display());
+    match &config.storage.database {
+        Some(database) => outln!("storage: PostgreSQL {database}"),
+        None => outln!("storage: {}", config.storage.path.display()),
+    }
     outln!("server: {} (public URL {})", config.server.listen, config.server.public_url);
     outln!("feed: \"{}\", {} items", config.feed.title, config.feed.max_items);
     outln!(
@@ -447,6 +450,11 @@ fn print_config(config: &Config) -> anyhow::Result<()> {
 /// would, copied into PostgreSQL. The URL is never printed (it may hold the password).
 async fn migrate(config: &Config, to: &str) -> anyhow::Result<ExitCode> {
     use feedmill::store::{postgres, Store};
+    if let Some(database) = &config.storage.database {
+        anyhow::bail!(
+            "the configured store is already PostgreSQL ({database}); migrate --to copies a SQLite database"
+        );
+    }
     let path = config.storage.path.clone();
     anyhow::ensure!(path.exists(), "{}: there is no SQLite database to copy", path.display());
     let sqlite = path.clone();

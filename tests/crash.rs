@@ -99,7 +99,7 @@ fn fifty_kill_nines_lose_nothing_committed_and_corrupt_nothing() {
         config
             .push_str(&format!("[[sources]]\nname = \"feed-{f}\"\nurl = \"http://crash{f}.example/rss\"\n"));
     }
-    let config = work.config(&config);
+    let config = work.sqlite_config(&config);
     let seed =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("kill moments seed: {seed}");

@@ -82,15 +82,12 @@ fn sigterm_during_a_poll_keeps_finished_items_and_exits_promptly() {
     assert!(started.elapsed() < Duration::from_secs(10));
 
     // The finished item was written; the unfinished one is left for the next poll.
-    let titles = |db: &rusqlite::Connection| -> Vec<String> {
-        let mut query = db.prepare("SELECT title FROM items ORDER BY title").unwrap();
-        query.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-    };
-    assert_eq!(titles(&work.db()), vec!["Item quick"]);
+    let titles = || -> Vec<String> { work.db().all("SELECT title FROM items ORDER BY title", &[]) };
+    assert_eq!(titles(), vec!["Item quick"]);
     fixture.add("site.example/stuck", 200, "text/html", page("Stuck"));
     let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("site: HTTP 200, 1 new, 0 duplicate"));
-    assert_eq!(titles(&work.db()), vec!["Item quick", "Item stuck"]);
+    assert_eq!(titles(), vec!["Item quick", "Item stuck"]);
 }
 
 #[test]
@@ -334,7 +331,7 @@ fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() 
     let fixture = fixture.start();
     let work = Workspace::new();
     let port = free_port();
-    let config = work.config(&format!(
+    let config = work.sqlite_config(&format!(
         "{}[fetch]\nproxy = \"{}\"\n\
          [defaults]\nevery = \"1s\"\nfull_text = false\n\
          [[sources]]\nname = \"wire\"\nurl = \"http://wire.example/rss\"\n",
@@ -354,7 +351,7 @@ fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() 
             }
         }
     });
-    let stored = || -> i64 { work.db().query_row("SELECT count(*) FROM items", [], |r| r.get(0)).unwrap() };
+    let stored = || -> i64 { work.db().one("SELECT count(*) FROM items", &[]) };
     assert!(wait_until(Duration::from_secs(10), || stored() == 1), "first item stored");
 
     // The disk fills up; the feed brings a new item meanwhile.
@@ -385,7 +382,7 @@ fn a_full_disk_fails_polls_keeps_serving_and_writes_resume_when_space_returns() 
         http_get(&format!("{}/healthz", daemon.base)).is_ok_and(|(status, _, _)| status == 200)
     }));
     assert!(daemon.terminate(Duration::from_secs(10)).is_some_and(|s| s.success()));
-    let integrity: String = work.db().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = work.db().one("PRAGMA integrity_check", &[]);
     assert_eq!(integrity, "ok");
 }
 
@@ -428,7 +425,7 @@ fn a_read_only_database_is_refused_with_its_path() {
         eprintln!("skipped: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
         return;
     };
-    let config = work.config(
+    let config = work.sqlite_config(
         "[storage]\npath = \"data/feedmill.db\"\n[[sources]]\nname = \"a\"\nurl = \"http://a.example/rss\"\n",
     );
     let config = config.to_str().unwrap();

@@ -278,21 +278,18 @@ full_text = false
 
     // The failure is stored on the source; the items of the good one are stored.
     let db = work.db();
-    let (errors, last_error): (i64, String) = db
-        .query_row("SELECT error_count, last_error FROM sources WHERE name = 'broken'", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let (errors, last_error): (i64, String) =
+        db.one("SELECT error_count, last_error FROM sources WHERE name = 'broken'", &[]);
     assert_eq!(errors, 1);
     assert!(last_error.contains("HTTP 500"), "{last_error}");
-    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    let items: i64 = db.one("SELECT COUNT(*) FROM items", &[]);
     assert_eq!(items, 2);
 
     // The good source now breaks too: nothing already stored is lost.
     fixture.add("news.example/atom.xml", 503, "text/plain", b"maintenance".to_vec());
     let output = run_feedmill(&["poll", "-c", config.to_str().unwrap(), "--source", "example"]);
     assert_eq!(output.status.code(), Some(1), "the only polled source failed");
-    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    let items: i64 = db.one("SELECT COUNT(*) FROM items", &[]);
     assert_eq!(items, 2);
 }
 
@@ -555,13 +552,10 @@ fn multi_page_articles_are_joined_in_order_and_bounded() {
     let output = run_feedmill(&["poll", "-c", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = |guid: &str| -> String {
-        work.db()
-            .query_row(
-                "SELECT content_text FROM items JOIN item_guids g ON g.item_id = items.id WHERE g.guid = ?1",
-                [guid],
-                |r| r.get(0),
-            )
-            .unwrap()
+        work.db().one(
+            "SELECT content_text FROM items JOIN item_guids g ON g.item_id = items.id WHERE g.guid = ?1",
+            &[guid],
+        )
     };
     let multi = text("m1");
     let parts: Vec<&str> = multi.lines().collect();

@@ -109,11 +109,11 @@ fn every_corpus_feed_gives_items_or_a_named_error() {
     // Items each source delivered, from the store: a GUID per item it gave.
     let db = work.db();
     let mut items = BTreeMap::new();
-    let mut query = db
-        .prepare("SELECT s.name, count(g.guid) FROM sources s LEFT JOIN item_guids g ON g.source_id = s.id GROUP BY s.id")
-        .unwrap();
-    for row in query.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap() {
-        let (name, n) = row.unwrap();
+    let counts: Vec<(String, i64)> = db.all(
+        "SELECT s.name, count(g.guid) FROM sources s LEFT JOIN item_guids g ON g.source_id = s.id GROUP BY s.id",
+        &[],
+    );
+    for (name, n) in counts {
         items.insert(name, n as usize);
     }
     let (mut failed, mut checked, mut met) = (0, 0, 0);

@@ -100,43 +100,24 @@ fn hostile_feeds_fail_cleanly_or_recover_in_bounded_memory() {
     assert!(line("dates").contains("HTTP 200, 3 new"), "{stdout}");
     let undated: i64 = work
         .db()
-        .query_row(
-            "SELECT COUNT(*) FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = 'dates' AND i.published IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .one("SELECT COUNT(*) FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = 'dates' AND i.published IS NULL", &[]);
     assert_eq!(undated, 3);
     // A GUID repeated within one feed: its first occurrence is the item.
     assert!(line("dups").contains("HTTP 200, 2 new"), "{stdout}");
-    let first: String = work
-        .db()
-        .query_row("SELECT title FROM items WHERE link = 'http://dups.example/1'", [], |r| r.get(0))
-        .unwrap();
+    let first: String = work.db().one("SELECT title FROM items WHERE link = 'http://dups.example/1'", &[]);
     assert_eq!(first, "First");
     // Entities: never expanded into a billion laughs, never fetched, never read from disk.
     let laughs = line("laughs");
     assert!(laughs.contains("not a readable feed") || laughs.contains("1 new"), "{laughs}");
-    let longest_title: i64 =
-        work.db().query_row("SELECT COALESCE(MAX(LENGTH(title)), 0) FROM items", [], |r| r.get(0)).unwrap();
+    let longest_title: i64 = work.db().one("SELECT COALESCE(MAX(LENGTH(title)), 0) FROM items", &[]);
     assert!(longest_title < 1000, "an entity was expanded: title of {longest_title} characters");
     assert_eq!(fixture.hits("xxe.example/secret"), 0, "an external entity was fetched");
-    let leaked: i64 = work
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM items WHERE title LIKE '%root:%' OR summary LIKE '%root:%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let leaked: i64 =
+        work.db().one("SELECT COUNT(*) FROM items WHERE title LIKE '%root:%' OR summary LIKE '%root:%'", &[]);
     assert_eq!(leaked, 0, "a local file was read into an item");
     // Every failure is recorded on its source.
-    let failed: i64 = work
-        .db()
-        .query_row("SELECT COUNT(*) FROM sources WHERE error_count > 0 AND last_error IS NOT NULL", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let failed: i64 =
+        work.db().one("SELECT COUNT(*) FROM sources WHERE error_count > 0 AND last_error IS NOT NULL", &[]);
     assert_eq!(failed as usize, stdout.matches("FAILED").count());
 
     if timed {
@@ -194,14 +175,9 @@ fn legacy_and_utf16_encodings_decode_over_http() {
     for name in names {
         assert!(stdout.contains(&format!("{name}: HTTP 200")), "{stdout}");
         let titles: Vec<String> = db
-            .prepare("SELECT i.title FROM item_guids g JOIN sources s ON s.id = g.source_id JOIN items i ON i.id = g.item_id WHERE s.name = ?1")
-            .unwrap()
-            .query_map([name], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+            .all("SELECT i.title FROM item_guids g JOIN sources s ON s.id = g.source_id JOIN items i ON i.id = g.item_id WHERE s.name = ?1", &[name]);
         assert_eq!(titles, vec![title.to_owned()], "{name}");
     }
-    let items: i64 = db.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0)).unwrap();
+    let items: i64 = db.one("SELECT COUNT(*) FROM items", &[]);
     assert_eq!(items, 4);
 }

@@ -26,13 +26,7 @@ fn poll(config: &std::path::Path) -> (String, String) {
 
 /// (error_count, not_before − last_poll_at) of a source.
 fn pacing(work: &Workspace, name: &str) -> (i64, Option<i64>) {
-    work.db()
-        .query_row(
-            "SELECT error_count, not_before - last_poll_at FROM sources WHERE name = ?1",
-            [name],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
+    work.db().one("SELECT error_count, not_before - last_poll_at FROM sources WHERE name = ?1", &[name])
 }
 
 #[test]
@@ -164,7 +158,7 @@ fn feed_retry_after_and_backoff_set_the_next_poll() {
     poll(&config);
     assert_eq!(pacing(&work, "flaky"), (0, None));
     let last_error: Option<String> =
-        work.db().query_row("SELECT last_error FROM sources WHERE name = 'flaky'", [], |r| r.get(0)).unwrap();
+        work.db().one("SELECT last_error FROM sources WHERE name = 'flaky'", &[]);
     assert_eq!(last_error, None);
 }
 
@@ -254,8 +248,7 @@ fn permanent_redirects_are_recorded_and_followed() {
     assert_eq!(fixture.hits("moved.example/old"), 1, "later polls go straight to the new URL");
     assert_eq!(fixture.hits("moved.example/new"), 2);
     assert_eq!(fixture.hits("temp.example/rss"), 2, "a temporary redirect is not remembered");
-    let moved: Option<String> =
-        work.db().query_row("SELECT moved_to FROM sources WHERE name = 'temp'", [], |r| r.get(0)).unwrap();
+    let moved: Option<String> = work.db().one("SELECT moved_to FROM sources WHERE name = 'temp'", &[]);
     assert_eq!(moved, None);
 }
 

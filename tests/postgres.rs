@@ -190,7 +190,7 @@ async fn migrate_copies_a_polled_database_row_for_row_once() {
     // text, GUIDs, tags, stories and near-duplicate data; and retention's tombstones.
     let fixture = Fixture::news_web().start();
     let work = Workspace::new();
-    let config = work.config(&format!(
+    let config = work.sqlite_config(&format!(
         "[storage]\npath = \"data/feedmill.db\"\n[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = true\n\
          [[sources]]\nname = \"unn-uk\"\nurl = \"http://unn.ua/rss/news_uk.xml\"\n\
          [[sources]]\nname = \"unn-en\"\nurl = \"http://unn.ua/en/rss/world_en.xml\"\ntags = [\"en\"]\n\

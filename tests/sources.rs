@@ -241,13 +241,8 @@ fn telegram_html_and_sitemap_sources_join_a_feed_in_one_merged_feed() {
         .unwrap();
     assert!(poll.status.success(), "{}", String::from_utf8_lossy(&poll.stderr));
     let db = work.db();
-    let rows: Vec<String> = db
-        .prepare("SELECT content_html FROM items WHERE link = 'https://t.me/unn_test/101'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let rows: Vec<String> =
+        db.all("SELECT content_html FROM items WHERE link = 'https://t.me/unn_test/101'", &[]);
     assert_eq!(rows.len(), 1, "one item for the edited post");
     assert!(rows[0].contains("officials said later"), "{}", rows[0]);
     assert_eq!(
@@ -328,14 +323,10 @@ fn a_page_that_links_a_feed_is_polled_through_that_feed() {
         "{printed}"
     );
     assert!(printed.contains("no date  http://news.example/latest/science/wind-farm"), "{printed}");
-    let stored: i64 = work
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = 'latest'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: i64 = work.db().one(
+        "SELECT COUNT(*) FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = 'latest'",
+        &[],
+    );
     assert_eq!(stored, 0);
 }
 

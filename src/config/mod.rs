@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod kind;
 mod schedule;
+mod storage;
 
 use serde::{Deserialize, Deserializer};
 
@@ -18,6 +19,7 @@ use crate::filter::Filter;
 pub use kind::{telegram_channel, Listing, SourceKind, Telegram};
 use schedule::{deserialize_duration, pick_schedule, CronExpr, Every};
 pub use schedule::{parse_duration, validate_cron, Schedule};
+pub use storage::{DatabaseUrl, StorageConfig, DATABASE_URL_VAR};
 use url::Url;
 
 /// Where the configuration is looked for when `-c` and `$FEEDMILL_CONFIG` are not given.
@@ -47,23 +49,6 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// User extraction rules; they override the built-in ones host by host.
     pub sites: Vec<SiteRuleConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// The SQLite file; its folder is created if missing.
-    pub path: PathBuf,
-    /// Items first seen longer ago than this are removed (0: kept forever).
-    pub max_age_days: u32,
-    /// Each source keeps at most this many items, its newest (0: no limit).
-    pub max_items_per_source: usize,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self { path: PathBuf::from("data/feedmill.db"), max_age_days: 90, max_items_per_source: 10_000 }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -330,7 +315,7 @@ struct SourceToml {
 #[serde(deny_unknown_fields)]
 struct ConfigToml {
     #[serde(default)]
-    storage: StorageConfig,
+    storage: storage::StorageToml,
     #[serde(default)]
     server: ServerConfig,
     #[serde(default)]
@@ -355,11 +340,20 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text, path)
+        Self::parse_with_database_url(&text, path, std::env::var(DATABASE_URL_VAR).ok())
     }
 
     /// Validates configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with_database_url(text, path, None)
+    }
+
+    /// Validates configuration text, with `$FEEDMILL_DATABASE_URL`'s value.
+    fn parse_with_database_url(
+        text: &str,
+        path: &Path,
+        database_url: Option<String>,
+    ) -> Result<Config, ConfigError> {
         let invalid =
             |span: Option<std::ops::Range<usize>>, key: String, message: String| ConfigError::Invalid {
                 path: path.to_owned(),
@@ -463,9 +457,11 @@ impl Config {
                 format!("`{}` is not an address like 127.0.0.1:8080", raw.server.listen),
             ));
         }
+        let storage = storage::resolve(raw.storage, database_url)
+            .map_err(|(key, message)| invalid(None, key, message))?;
         Ok(Config {
             path: path.to_owned(),
-            storage: raw.storage,
+            storage,
             server: raw.server,
             feed: raw.feed,
             fetch: raw.fetch,

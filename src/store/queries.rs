@@ -2,10 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use std::sync::Arc;
 
+use super::sql::{values, Conn};
 use super::stories::{self, StoryRef, Translation};
 use super::{DedupParams, Store, StoreError};
 use crate::config::Source;
@@ -210,13 +209,14 @@ impl Store {
             .write(move |conn| {
                 let mut ids = HashMap::new();
                 for (name, url, priority) in sources {
-                    let id: i64 = conn.query_row(
-                        "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(name) DO UPDATE SET url = excluded.url, priority = excluded.priority
-                     RETURNING id",
-                        params![name, url, priority],
-                        |row| row.get(0),
-                    )?;
+                    let id: i64 = conn
+                        .query_one(
+                            "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
+                             ON CONFLICT(name) DO UPDATE SET url = excluded.url, priority = excluded.priority
+                             RETURNING id",
+                            values![&name, url, priority],
+                        )?
+                        .get(0)?;
                     ids.insert(name, id);
                 }
                 Ok((ids, stories::publish_best_everywhere(conn, &languages)?))
@@ -233,24 +233,26 @@ impl Store {
     /// source id.
     pub async fn poll_states(&self) -> Result<HashMap<i64, PollState>, StoreError> {
         self.read(move |conn| {
-            let mut query = conn.prepare_cached(
+            let rows = conn.query(
                 "SELECT id, etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to
                  FROM sources",
+                &[],
             )?;
-            let rows = query.query_map([], |row| {
-                Ok((
-                    row.get(0)?,
-                    PollState {
-                        validators: Validators { etag: row.get(1)?, last_modified: row.get(2)? },
-                        body_hash: row.get(3)?,
-                        not_before: row.get(4)?,
-                        error_count: row.get(5)?,
-                        moved_from: row.get(6)?,
-                        moved_to: row.get(7)?,
-                    },
-                ))
-            })?;
-            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.get(0)?,
+                        PollState {
+                            validators: Validators { etag: row.get(1)?, last_modified: row.get(2)? },
+                            body_hash: row.get(3)?,
+                            not_before: row.get(4)?,
+                            error_count: row.get(5)?,
+                            moved_from: row.get(6)?,
+                            moved_to: row.get(7)?,
+                        },
+                    ))
+                })
+                .collect()
         })
         .await
     }
@@ -264,27 +266,29 @@ impl Store {
         links: Vec<String>,
     ) -> Result<(HashMap<String, Option<String>>, HashSet<String>), StoreError> {
         self.read(move |conn| {
-            let mut guid_query =
-                conn.prepare_cached("SELECT feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?;
-            // Removed by retention: known for good, never delivered again.
-            let mut tombstone =
-                conn.prepare_cached("SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2")?;
             let mut known_guids = HashMap::new();
             for guid in guids {
-                let hash: Option<Option<String>> =
-                    guid_query.query_row(params![source_id, guid], |row| row.get(0)).optional()?;
+                let hash = conn.query_opt(
+                    "SELECT feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2",
+                    values![source_id, &guid],
+                )?;
                 if let Some(hash) = hash {
-                    known_guids.insert(guid, hash);
-                } else if tombstone.exists(params![source_id, guid])? {
+                    known_guids.insert(guid, hash.get(0)?);
+                } else if conn.exists(
+                    // Removed by retention: known for good, never delivered again.
+                    "SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2",
+                    values![source_id, &guid],
+                )? {
                     known_guids.insert(guid, None);
                 }
             }
-            let mut link_query = conn.prepare_cached(
-                "SELECT 1 FROM items WHERE canonical_link = ?1 UNION ALL SELECT 1 FROM tombstone_links WHERE canonical_link = ?1",
-            )?;
             let mut known_links = HashSet::new();
             for link in links {
-                if link_query.exists([&link])? {
+                if conn.exists(
+                    "SELECT 1 FROM items WHERE canonical_link = ?1
+                     UNION ALL SELECT 1 FROM tombstone_links WHERE canonical_link = ?1",
+                    values![&link],
+                )? {
                     known_links.insert(link);
                 }
             }
@@ -355,7 +359,7 @@ impl Store {
                     error_count = error_count + 1, next_poll_at = ?5, not_before = ?5,
                     failing_since = COALESCE(failing_since, ?2)
                  WHERE id = ?1",
-                params![source_id, now(), status, error, retry_at],
+                values![source_id, now(), status, error, retry_at],
             )?;
             Ok(())
         })
@@ -376,74 +380,66 @@ impl Store {
                 i.categories, i.summary, i.content_html, i.changed_at, s.name, s.title, s.url, i.content_text,
                 i.language, i.story_id, st.legacy, st.changed_at, i.duplicate_of IS NULL, i.source_id
                 FROM items i JOIN sources s ON s.id = i.source_id LEFT JOIN stories st ON st.id = i.story_id";
-            const NEWEST: &str = "AND (?3 IS NULL OR (COALESCE(i.published, i.first_seen), i.id) < (?3, ?4))
-                ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?2";
+            const NEWEST: &str =
+                "AND (CAST(?2 AS BIGINT) IS NULL OR (COALESCE(i.published, i.first_seen), i.id) < (?2, ?3))
+                ORDER BY COALESCE(i.published, i.first_seen) DESC, i.id DESC LIMIT ?1";
             let (sql, key) = match &scope {
-                FeedScope::All => (
-                    format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND NOT i.hidden AND ?1 IS NULL {NEWEST}"),
-                    None,
-                ),
+                FeedScope::All => {
+                    (format!("SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND i.hidden = 0 {NEWEST}"), None)
+                }
                 FeedScope::Source(name) => {
-                    let id: Option<i64> = conn
-                        .prepare_cached("SELECT id FROM sources WHERE name = ?1")?
-                        .query_row([name], |row| row.get(0))
-                        .optional()?;
+                    let id = conn.query_opt("SELECT id FROM sources WHERE name = ?1", values![name])?;
                     let Some(id) = id else { return Ok(None) };
                     (
                         format!(
-                            "SELECT {COLUMNS} WHERE NOT i.hidden AND i.id IN (SELECT item_id FROM item_guids WHERE source_id = ?1) {NEWEST}"
+                            "SELECT {COLUMNS} WHERE i.hidden = 0
+                             AND i.id IN (SELECT item_id FROM item_guids WHERE source_id = ?4) {NEWEST}"
                         ),
-                        Some(rusqlite::types::Value::Integer(id)),
+                        Some(id.get::<i64>(0)?.into()),
                     )
                 }
                 FeedScope::Tag(tag) => (
                     format!(
-                        "SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND NOT i.hidden
-                         AND i.id IN (SELECT item_id FROM item_tags WHERE tag = ?1) {NEWEST}"
+                        "SELECT {COLUMNS} WHERE i.duplicate_of IS NULL AND i.hidden = 0
+                         AND i.id IN (SELECT item_id FROM item_tags WHERE tag = ?4) {NEWEST}"
                     ),
-                    Some(rusqlite::types::Value::Text(tag.clone())),
+                    Some(tag.into()),
                 ),
             };
             let by_story = !matches!(scope, FeedScope::Source(_));
-            let mut query = conn.prepare_cached(&sql)?;
-            let (before_time, before_id) = (before.map(|b| b.0), before.map(|b| b.1));
-            let rows = query.query_map(params![key, limit as i64, before_time, before_id], |row| {
-                Ok((
-                    StoredItem {
-                        id: row.get(0)?,
-                        link: row.get(1)?,
-                        title: row.get(2)?,
-                        author: row.get(3)?,
-                        published: row.get(4)?,
-                        updated: row.get(5)?,
-                        first_seen: row.get(6)?,
-                        categories: Vec::new(),
-                        summary: row.get(8)?,
-                        content_html: row.get(9)?,
-                        changed_at: row.get(10)?,
-                        source_name: row.get(11)?,
-                        source_title: row.get(12)?,
-                        source_url: row.get(13)?,
-                        content_text: row.get(14)?,
-                        language: row.get(15)?,
-                        story: None,
-                        related: Vec::new(),
-                        translations: Vec::new(),
-                    },
-                    row.get::<_, String>(7)?,
-                    (row.get::<_, Option<i64>>(16)?, row.get::<_, Option<bool>>(17)?, row.get(18)?),
-                    (row.get::<_, bool>(19)?, row.get::<_, i64>(20)?),
-                ))
-            })?;
+            let mut params =
+                vec![(limit as i64).into(), before.map(|b| b.0).into(), before.map(|b| b.1).into()];
+            params.extend(key);
             let mut items = Vec::new();
-            for row in rows {
-                let (mut item, categories, (story_id, legacy, changed_at), (published, source_id)) = row?;
-                item.categories = serde_json::from_str(&categories)?;
+            for row in conn.query(&sql, &params)? {
+                let mut item = StoredItem {
+                    id: row.get(0)?,
+                    link: row.get(1)?,
+                    title: row.get(2)?,
+                    author: row.get(3)?,
+                    published: row.get(4)?,
+                    updated: row.get(5)?,
+                    first_seen: row.get(6)?,
+                    categories: serde_json::from_str(&row.get::<String>(7)?)?,
+                    summary: row.get(8)?,
+                    content_html: row.get(9)?,
+                    changed_at: row.get(10)?,
+                    source_name: row.get(11)?,
+                    source_title: row.get(12)?,
+                    source_url: row.get(13)?,
+                    content_text: row.get(14)?,
+                    language: row.get(15)?,
+                    story: None,
+                    related: Vec::new(),
+                    translations: Vec::new(),
+                };
+                let (story_id, published) = (row.get::<Option<i64>>(16)?, row.get::<bool>(19)?);
                 if let (Some(id), true) = (story_id, published) {
                     (item.related, item.translations) =
-                        stories::others(conn, id, item.id, source_id, item.language.as_deref())?;
+                        stories::others(conn, id, item.id, row.get(20)?, item.language.as_deref())?;
                     if by_story {
-                        item.story = Some(StoryRef { id, legacy: legacy.unwrap_or(false), changed_at });
+                        let legacy = row.get::<Option<bool>>(17)?.unwrap_or(false);
+                        item.story = Some(StoryRef { id, legacy, changed_at: row.get(18)? });
                     }
                 }
                 items.push(item);
@@ -456,7 +452,7 @@ impl Store {
     /// Removes the items first seen more than `max_age_days` ago and each source's items beyond
     /// its newest `max_items_per_source` (0: no limit), with the other reports of their stories;
     /// leaves tombstones (their GUIDs and canonical links) so they never come back, and gives
-    /// the freed pages back to the file system.
+    /// the freed space back to the file system.
     pub async fn apply_retention(
         &self,
         max_age_days: u32,
@@ -466,50 +462,59 @@ impl Store {
         let cap = (max_items_per_source > 0).then_some(max_items_per_source as i64);
         let removed = self
             .write(move |conn| {
-                conn.execute_batch(
-                    "CREATE TEMP TABLE IF NOT EXISTS expired (id INTEGER PRIMARY KEY); DELETE FROM temp.expired;",
+                // Temporary tables, dropped at the end of the write (an unqualified name finds the
+                // temporary table first in both databases).
+                conn.batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS expired (id BIGINT PRIMARY KEY);
+                     CREATE TEMP TABLE IF NOT EXISTS expired_stories (id BIGINT PRIMARY KEY);",
                 )?;
-                conn.execute("INSERT OR IGNORE INTO temp.expired SELECT id FROM items WHERE first_seen < ?1", [cutoff])?;
                 conn.execute(
-                    "INSERT OR IGNORE INTO temp.expired SELECT id FROM (
-                        SELECT id, ROW_NUMBER() OVER (PARTITION BY source_id ORDER BY first_seen DESC, id DESC) AS n
-                        FROM items) WHERE n > ?1",
-                    [cap],
+                    "INSERT INTO expired SELECT id FROM items WHERE first_seen < ?1 ON CONFLICT DO NOTHING",
+                    values![cutoff],
                 )?;
-                conn.execute_batch(
-                    "INSERT OR IGNORE INTO temp.expired
-                         SELECT id FROM items WHERE duplicate_of IN (SELECT id FROM temp.expired);
-                     CREATE TEMP TABLE IF NOT EXISTS expired_stories (id INTEGER PRIMARY KEY);
-                     DELETE FROM temp.expired_stories;
-                     INSERT OR IGNORE INTO temp.expired_stories
-                         SELECT story_id FROM items WHERE id IN (SELECT id FROM temp.expired) AND story_id IS NOT NULL;",
+                conn.execute(
+                    "INSERT INTO expired SELECT id FROM (
+                        SELECT id, ROW_NUMBER() OVER (PARTITION BY source_id ORDER BY first_seen DESC, id DESC) AS n
+                        FROM items) AS ranked WHERE n > ?1
+                     ON CONFLICT DO NOTHING",
+                    values![cap],
+                )?;
+                conn.batch(
+                    "INSERT INTO expired SELECT id FROM items WHERE duplicate_of IN (SELECT id FROM expired)
+                         ON CONFLICT DO NOTHING;
+                     INSERT INTO expired_stories SELECT DISTINCT story_id FROM items
+                         WHERE id IN (SELECT id FROM expired) AND story_id IS NOT NULL
+                         ON CONFLICT DO NOTHING;",
                 )?;
                 let stamp = now();
                 conn.execute(
-                    "INSERT OR IGNORE INTO tombstone_guids (source_id, guid, removed_at)
-                     SELECT source_id, guid, ?1 FROM item_guids WHERE item_id IN (SELECT id FROM temp.expired)",
-                    [stamp],
+                    "INSERT INTO tombstone_guids (source_id, guid, removed_at)
+                     SELECT source_id, guid, CAST(?1 AS BIGINT) FROM item_guids WHERE item_id IN (SELECT id FROM expired)
+                     ON CONFLICT DO NOTHING",
+                    values![stamp],
                 )?;
                 conn.execute(
-                    "INSERT OR IGNORE INTO tombstone_links (canonical_link, removed_at)
-                     SELECT canonical_link, ?1 FROM items
-                     WHERE id IN (SELECT id FROM temp.expired) AND canonical_link IS NOT NULL",
-                    [stamp],
+                    "INSERT INTO tombstone_links (canonical_link, removed_at)
+                     SELECT canonical_link, CAST(?1 AS BIGINT) FROM items
+                     WHERE id IN (SELECT id FROM expired) AND canonical_link IS NOT NULL
+                     ON CONFLICT DO NOTHING",
+                    values![stamp],
                 )?;
-                conn.execute_batch(
-                    "DELETE FROM item_guids WHERE item_id IN (SELECT id FROM temp.expired);
-                     DELETE FROM item_tags WHERE item_id IN (SELECT id FROM temp.expired);
-                     DELETE FROM item_alternates WHERE item_id IN (SELECT id FROM temp.expired);
-                     UPDATE items SET duplicate_of = NULL WHERE duplicate_of IN (SELECT id FROM temp.expired);",
+                conn.batch(
+                    "DELETE FROM item_guids WHERE item_id IN (SELECT id FROM expired);
+                     DELETE FROM item_tags WHERE item_id IN (SELECT id FROM expired);
+                     DELETE FROM item_alternates WHERE item_id IN (SELECT id FROM expired);
+                     UPDATE items SET duplicate_of = NULL WHERE duplicate_of IN (SELECT id FROM expired);",
                 )?;
-                let removed = conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM temp.expired)", [])?;
+                let removed = conn.execute("DELETE FROM items WHERE id IN (SELECT id FROM expired)", &[])?;
                 // A story goes with its last report, and so do the ids of stories joined to it.
-                conn.execute_batch(
-                    "DELETE FROM stories WHERE merged_into IN (SELECT id FROM temp.expired_stories)
-                         OR (id IN (SELECT id FROM temp.expired_stories)
+                conn.batch(
+                    "DELETE FROM stories WHERE merged_into IN (SELECT id FROM expired_stories)
+                         OR (id IN (SELECT id FROM expired_stories)
                              AND NOT EXISTS (SELECT 1 FROM items WHERE story_id = stories.id));
-                     DELETE FROM temp.expired; DELETE FROM temp.expired_stories; PRAGMA incremental_vacuum;",
+                     DROP TABLE expired; DROP TABLE expired_stories;",
                 )?;
+                conn.release_space()?;
                 Ok(removed)
             })
             .await?;
@@ -522,8 +527,11 @@ impl Store {
     /// Proves the database takes writes: rewrites one row through the writer and commits.
     pub async fn probe_write(&self) -> Result<(), StoreError> {
         self.write(|conn| {
-            conn.prepare_cached("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)")?
-                .execute([now()])?;
+            conn.execute(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                values![now()],
+            )?;
             Ok(())
         })
         .await
@@ -531,63 +539,54 @@ impl Store {
 
     /// When any source was last polled successfully.
     pub async fn last_success_at(&self) -> Result<Option<i64>, StoreError> {
-        self.read(
-            |conn| Ok(conn.query_row("SELECT max(last_success_at) FROM sources", [], |row| row.get(0))?),
-        )
-        .await
+        self.read(|conn| conn.query_one("SELECT max(last_success_at) FROM sources", &[])?.get(0)).await
     }
 
-    /// The database's size on disk, in bytes (pages in use and free).
+    /// The database's size on disk, in bytes.
     pub async fn size_bytes(&self) -> Result<i64, StoreError> {
-        self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-                [],
-                |row| row.get(0),
-            )?)
-        })
-        .await
+        self.read(|conn| conn.size_bytes()).await
     }
 
     /// Every source with its poll state and item count, by name.
     pub async fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
         self.read(|conn| {
-            let mut query = conn.prepare_cached(
+            let rows = conn.query(
                 "SELECT s.id, s.name, s.url, s.title, s.last_poll_at, s.last_success_at, s.last_status,
                         s.last_error, s.error_count, s.next_poll_at,
                         (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id), s.not_before, s.failing_since
                  FROM sources s ORDER BY s.name",
+                &[],
             )?;
-            let rows = query.query_map([], |row| {
-                Ok(SourceRow {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    url: row.get(2)?,
-                    title: row.get(3)?,
-                    last_poll_at: row.get(4)?,
-                    last_success_at: row.get(5)?,
-                    last_status: row.get(6)?,
-                    last_error: row.get(7)?,
-                    error_count: row.get(8)?,
-                    next_poll_at: row.get(9)?,
-                    item_count: row.get(10)?,
-                    not_before: row.get(11)?,
-                    failing_since: row.get(12)?,
-                    items_per_day: vec![0; 14],
-                    items_24h: 0,
+            let mut sources = rows
+                .iter()
+                .map(|row| {
+                    Ok(SourceRow {
+                        id: row.get(0)?,
+                        name: row.get(1)?,
+                        url: row.get(2)?,
+                        title: row.get(3)?,
+                        last_poll_at: row.get(4)?,
+                        last_success_at: row.get(5)?,
+                        last_status: row.get(6)?,
+                        last_error: row.get(7)?,
+                        error_count: row.get(8)?,
+                        next_poll_at: row.get(9)?,
+                        item_count: row.get(10)?,
+                        not_before: row.get(11)?,
+                        failing_since: row.get(12)?,
+                        items_per_day: vec![0; 14],
+                        items_24h: 0,
+                    })
                 })
-            })?;
-            let mut sources = rows.collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let today = now() / 86_400;
-            let mut per_day = conn.prepare_cached(
+            let per_day = conn.query(
                 "SELECT source_id, first_seen / 86400, count(*) FROM items
                  WHERE first_seen >= ?1 GROUP BY source_id, first_seen / 86400",
+                values![(today - 13) * 86_400],
             )?;
-            let counts = per_day.query_map([(today - 13) * 86_400], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-            })?;
-            for count in counts {
-                let (source_id, day, n) = count?;
+            for row in per_day {
+                let (source_id, day, n) = (row.get::<i64>(0)?, row.get::<i64>(1)?, row.get::<i64>(2)?);
                 let slot = usize::try_from(13 - (today - day)).ok();
                 if let (Some(source), Some(slot)) = (sources.iter_mut().find(|s| s.id == source_id), slot) {
                     if let Some(cell) = source.items_per_day.get_mut(slot) {
@@ -595,13 +594,12 @@ impl Store {
                     }
                 }
             }
-            let mut last_day = conn.prepare_cached(
+            let last_day = conn.query(
                 "SELECT source_id, count(*) FROM items WHERE first_seen >= ?1 GROUP BY source_id",
+                values![now() - 86_400],
             )?;
-            let counts = last_day
-                .query_map([now() - 86_400], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
-            for count in counts {
-                let (source_id, n) = count?;
+            for row in last_day {
+                let (source_id, n) = (row.get::<i64>(0)?, row.get::<i64>(1)?);
                 if let Some(source) = sources.iter_mut().find(|s| s.id == source_id) {
                     source.items_24h = n;
                 }
@@ -626,26 +624,29 @@ enum Outcome {
 /// near-duplicates within the window. A merged item keeps its own row (its source and link
 /// are named in the published entry) with `duplicate_of` pointing at its cluster's entry.
 fn store_candidate(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     source_id: i64,
     c: &Candidate,
     dedup: &DedupParams,
     index: &mut BandIndex,
 ) -> Result<Outcome, StoreError> {
-    let known: Option<(i64, Option<String>)> = conn
-        .prepare_cached("SELECT item_id, feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2")?
-        .query_row(params![source_id, c.guid], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()?;
-    if let Some((item_id, feed_hash)) = known {
+    let known = conn.query_opt(
+        "SELECT item_id, feed_hash FROM item_guids WHERE source_id = ?1 AND guid = ?2",
+        values![source_id, &c.guid],
+    )?;
+    if let Some(known) = known {
+        let (item_id, feed_hash) = (known.get::<i64>(0)?, known.get::<Option<String>>(1)?);
         if feed_hash.as_deref() == Some(c.feed_hash.as_str()) {
             return Ok(Outcome::Duplicate);
         }
-        conn.prepare_cached("UPDATE item_guids SET feed_hash = ?3 WHERE source_id = ?1 AND guid = ?2")?
-            .execute(params![source_id, c.guid, c.feed_hash])?;
+        conn.execute(
+            "UPDATE item_guids SET feed_hash = ?3 WHERE source_id = ?1 AND guid = ?2",
+            values![source_id, &c.guid, &c.feed_hash],
+        )?;
         // Only the source that owns the item may change it; a GUID that was merged into another
         // source's item just remembers the new text.
         let owner: i64 =
-            conn.query_row("SELECT source_id FROM items WHERE id = ?1", [item_id], |r| r.get(0))?;
+            conn.query_one("SELECT source_id FROM items WHERE id = ?1", values![item_id])?.get(0)?;
         if owner != source_id || feed_hash.is_none() {
             return Ok(Outcome::Duplicate);
         }
@@ -655,32 +656,29 @@ fn store_candidate(
         }
         return Ok(Outcome::Updated);
     }
-    let tombstoned = conn
-        .prepare_cached("SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2")?
-        .exists(params![source_id, c.guid])?
-        || match &c.canonical_link {
-            Some(link) => conn
-                .prepare_cached("SELECT 1 FROM tombstone_links WHERE canonical_link = ?1")?
-                .exists([link])?,
-            None => false,
-        };
+    let tombstoned = conn.exists(
+        "SELECT 1 FROM tombstone_guids WHERE source_id = ?1 AND guid = ?2",
+        values![source_id, &c.guid],
+    )? || match &c.canonical_link {
+        Some(link) => {
+            conn.exists("SELECT 1 FROM tombstone_links WHERE canonical_link = ?1", values![link])?
+        }
+        None => false,
+    };
     if tombstoned {
         // Retention removed this story: it does not come back, under this GUID or a new one.
-        conn.prepare_cached(
-            "INSERT OR IGNORE INTO tombstone_guids (source_id, guid, removed_at) VALUES (?1, ?2, ?3)",
-        )?
-        .execute(params![source_id, c.guid, now()])?;
+        conn.execute(
+            "INSERT INTO tombstone_guids (source_id, guid, removed_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            values![source_id, &c.guid, now()],
+        )?;
         return Ok(Outcome::Duplicate);
     }
-    let same_link: Option<i64> = match &c.canonical_link {
-        Some(link) => conn
-            .prepare_cached("SELECT id FROM items WHERE canonical_link = ?1")?
-            .query_row([link], |row| row.get(0))
-            .optional()?,
+    let same_link = match &c.canonical_link {
+        Some(link) => conn.query_opt("SELECT id FROM items WHERE canonical_link = ?1", values![link])?,
         None => None,
     };
-    if let Some(item_id) = same_link {
-        remember_guid(conn, source_id, c, item_id)?;
+    if let Some(row) = same_link {
+        remember_guid(conn, source_id, c, row.get(0)?)?;
         return Ok(Outcome::Duplicate);
     }
     if c.hidden {
@@ -693,14 +691,13 @@ fn store_candidate(
     let since = now() - dedup.window_secs;
     let body_story = match &c.signature {
         Some(signature) => {
-            let same_body: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT story_id FROM items WHERE fingerprint = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL LIMIT 1",
-                )?
-                .query_row(params![signature.fingerprint, since], |row| row.get(0))
-                .optional()?;
+            let same_body = conn.query_opt(
+                "SELECT story_id FROM items
+                 WHERE fingerprint = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL LIMIT 1",
+                values![signature.fingerprint, since],
+            )?;
             match same_body {
-                Some(story) => Some(story),
+                Some(row) => Some(row.get(0)?),
                 None => nearest(conn, c, index.candidates(&signature.bands), since, dedup.threshold)?,
             }
         }
@@ -736,7 +733,7 @@ fn store_candidate(
 /// The story of the most similar of the `candidates` (items sharing an LSH band, from the
 /// index) whose similarity reaches `threshold`, among those first seen since `since`.
 fn nearest(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     c: &Candidate,
     candidates: Vec<i64>,
     since: i64,
@@ -745,15 +742,15 @@ fn nearest(
     if candidates.is_empty() {
         return Ok(None);
     }
-    let mut query = conn.prepare_cached(
-        "SELECT story_id, content_text FROM items WHERE id = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL",
-    )?;
     let own = near::shingles(c.content_text.as_deref().unwrap_or_default());
     let mut best: Option<(f64, i64)> = None;
     for id in candidates {
-        let row: Option<(i64, Option<String>)> =
-            query.query_row(params![id, since], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-        let Some((story, text)) = row else { continue };
+        let row = conn.query_opt(
+            "SELECT story_id, content_text FROM items WHERE id = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL",
+            values![id, since],
+        )?;
+        let Some(row) = row else { continue };
+        let (story, text) = (row.get::<i64>(0)?, row.get::<Option<String>>(1)?);
         let score = near::similarity(&own, &near::shingles(text.as_deref().unwrap_or_default()));
         if score >= threshold && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, story));
@@ -762,142 +759,138 @@ fn nearest(
     Ok(best.map(|(_, story)| story))
 }
 
-/// A successful poll's source state (one statement, so it needs no savepoint of its own).
-fn store_success(conn: &Connection, source_id: i64, success: &PollSuccess) -> Result<(), StoreError> {
+/// A successful poll's source state (one statement).
+fn store_success(conn: &mut dyn Conn, source_id: i64, success: &PollSuccess) -> Result<(), StoreError> {
     let (etag, last_modified, body_hash) = match &success.validators {
         Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
         None => (None, None, None),
     };
     let (moved_from, moved_to) = success.moved.clone().unzip();
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE sources SET
             title = COALESCE(?2, title),
-            etag = CASE WHEN ?5 IS NOT NULL THEN ?3 ELSE etag END,
-            last_modified = CASE WHEN ?5 IS NOT NULL THEN ?4 ELSE last_modified END,
+            etag = CASE WHEN CAST(?5 AS TEXT) IS NOT NULL THEN ?3 ELSE etag END,
+            last_modified = CASE WHEN CAST(?5 AS TEXT) IS NOT NULL THEN ?4 ELSE last_modified END,
             body_hash = COALESCE(?5, body_hash),
             last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
             last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9, failing_since = NULL,
             moved_from = COALESCE(?10, moved_from), moved_to = COALESCE(?11, moved_to)
          WHERE id = ?1",
-    )?
-    .execute(params![
-        source_id,
-        success.feed_title,
-        etag,
-        last_modified,
-        body_hash,
-        now(),
-        success.status,
-        success.next_poll_at,
-        success.not_before,
-        moved_from,
-        moved_to,
-    ])?;
+        values![
+            source_id,
+            success.feed_title.as_deref(),
+            etag,
+            last_modified,
+            body_hash,
+            now(),
+            success.status,
+            success.next_poll_at,
+            success.not_before,
+            moved_from,
+            moved_to,
+        ],
+    )?;
     Ok(())
 }
 
 /// The band index of the items first seen since `since`, from their stored bands.
-fn load_band_index(conn: &Connection, since: i64) -> Result<BandIndex, StoreError> {
+fn load_band_index(conn: &mut dyn Conn, since: i64) -> Result<BandIndex, StoreError> {
     let mut index = BandIndex::default();
-    let mut query = conn.prepare(
+    let rows = conn.query(
         "SELECT id, first_seen, bands FROM items
-         WHERE first_seen >= ?1 AND bands IS NOT NULL AND NOT hidden ORDER BY first_seen, id",
+         WHERE first_seen >= ?1 AND bands IS NOT NULL AND hidden = 0 ORDER BY first_seen, id",
+        values![since],
     )?;
-    let rows = query.query_map([since], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?))
-    })?;
     for row in rows {
-        let (id, first_seen, bytes) = row?;
-        if let Some(bands) = near::bands_from_bytes(&bytes) {
-            index.insert(id, first_seen, bands);
+        if let Some(bands) = near::bands_from_bytes(&row.get::<Vec<u8>>(2)?) {
+            index.insert(row.get(0)?, row.get(1)?, bands);
         }
     }
     Ok(index)
 }
 
 fn insert_item(
-    conn: &Connection,
+    conn: &mut dyn Conn,
     source_id: i64,
     c: &Candidate,
     language: Option<String>,
     story_id: Option<i64>,
     duplicate_of: Option<i64>,
 ) -> Result<i64, StoreError> {
-    // A plain INSERT and last_insert_rowid(): `RETURNING` would make SQLite open and close a
-    // statement journal per row, which cost a sixth of the writer's time.
-    conn.prepare_cached(
+    let id = conn.insert(
         "INSERT INTO items (source_id, canonical_link, link, title, author, published, updated,
             categories, summary, content_html, content_text, extracted_by, first_seen,
             fingerprint, bands, duplicate_of, language, hidden, story_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-    )?
-    .execute(params![
-        source_id,
-        c.canonical_link,
-        c.link,
-        c.title,
-        c.author,
-        c.published,
-        c.updated,
-        serde_json::to_string(&c.categories)?,
-        c.summary,
-        c.content_html,
-        c.content_text,
-        c.extracted_by,
-        now(),
-        c.signature.as_ref().map(|s| s.fingerprint),
-        c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
-        duplicate_of,
-        language,
-        c.hidden,
-        story_id,
-    ])?;
-    let id = conn.last_insert_rowid();
+        values![
+            source_id,
+            c.canonical_link.as_deref(),
+            c.link.as_deref(),
+            &c.title,
+            c.author.as_deref(),
+            c.published,
+            c.updated,
+            serde_json::to_string(&c.categories)?,
+            c.summary.as_deref(),
+            c.content_html.as_deref(),
+            c.content_text.as_deref(),
+            &c.extracted_by,
+            now(),
+            c.signature.as_ref().map(|s| s.fingerprint),
+            c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
+            duplicate_of,
+            language,
+            c.hidden,
+            story_id,
+        ],
+    )?;
     insert_tags(conn, id, &c.categories)?;
     Ok(id)
 }
 
-fn insert_tags(conn: &Connection, item_id: i64, tags: &[String]) -> Result<(), StoreError> {
-    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?1, ?2)")?;
+fn insert_tags(conn: &mut dyn Conn, item_id: i64, tags: &[String]) -> Result<(), StoreError> {
     for tag in tags {
-        insert.execute(params![tag, item_id])?;
+        conn.execute(
+            "INSERT INTO item_tags (tag, item_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            values![tag, item_id],
+        )?;
     }
     Ok(())
 }
 
 /// A known item's new title, body and metadata; its fingerprint and bands follow the new body.
-fn update_item(conn: &Connection, item_id: i64, c: &Candidate) -> Result<(), StoreError> {
-    conn.prepare_cached(
+fn update_item(conn: &mut dyn Conn, item_id: i64, c: &Candidate) -> Result<(), StoreError> {
+    conn.execute(
         "UPDATE items SET title = ?2, author = COALESCE(?3, author), updated = COALESCE(?4, updated),
             categories = ?5, summary = ?6, content_html = COALESCE(?7, content_html),
             content_text = COALESCE(?8, content_text), extracted_by = ?9, changed_at = ?10,
             fingerprint = COALESCE(?11, fingerprint), bands = COALESCE(?12, bands)
          WHERE id = ?1",
-    )?
-    .execute(params![
-        item_id,
-        c.title,
-        c.author,
-        c.updated,
-        serde_json::to_string(&c.categories)?,
-        c.summary,
-        c.content_html,
-        c.content_text,
-        c.extracted_by,
-        now(),
-        c.signature.as_ref().map(|s| s.fingerprint),
-        c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
-    ])?;
-    conn.prepare_cached("DELETE FROM item_tags WHERE item_id = ?1")?.execute([item_id])?;
+        values![
+            item_id,
+            &c.title,
+            c.author.as_deref(),
+            c.updated,
+            serde_json::to_string(&c.categories)?,
+            c.summary.as_deref(),
+            c.content_html.as_deref(),
+            c.content_text.as_deref(),
+            &c.extracted_by,
+            now(),
+            c.signature.as_ref().map(|s| s.fingerprint),
+            c.signature.as_ref().map(|s| near::bands_to_bytes(&s.bands)),
+        ],
+    )?;
+    conn.execute("DELETE FROM item_tags WHERE item_id = ?1", values![item_id])?;
     insert_tags(conn, item_id, &c.categories)?;
     Ok(())
 }
 
-fn remember_guid(conn: &Connection, source_id: i64, c: &Candidate, item_id: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
+fn remember_guid(conn: &mut dyn Conn, source_id: i64, c: &Candidate, item_id: i64) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO item_guids (source_id, guid, item_id, feed_hash) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![source_id, c.guid, item_id, c.feed_hash])?;
+        values![source_id, &c.guid, item_id, &c.feed_hash],
+    )?;
     Ok(())
 }
 
@@ -942,9 +935,16 @@ mod tests {
         }
     }
 
+    /// A new store with sources `a` and `b`: SQLite, or a fresh database on the PostgreSQL
+    /// server `$FEEDMILL_TEST_POSTGRES` names (`scripts/test-on-postgresql`).
     async fn store() -> (tempfile::TempDir, Store, HashMap<String, i64>) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("sub/dir/test.db")).unwrap();
+        let store = match std::env::var("FEEDMILL_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) {
+            Some(server) => {
+                Store::connect(&crate::store::postgres::test_database(&server).await).await.unwrap()
+            }
+            None => Store::open(&dir.path().join("sub/dir/test.db")).unwrap(),
+        };
         let ids = store.sync_sources(&[source("a"), source("b")]).await.unwrap();
         (dir, store, ids)
     }
@@ -1080,7 +1080,7 @@ mod tests {
         let items = (1..=4).map(|n| candidate(&n.to_string(), &format!("https://e.com/{n}"), n)).collect();
         store.commit_poll(ids["a"], items, ok.clone()).await.unwrap();
         // Item 1 is 100 days old.
-        store.write(|c| Ok(c.execute("UPDATE items SET first_seen = first_seen - 100 * 86400 WHERE canonical_link = 'https://e.com/1'", []).map(|_| ())?)).await.unwrap();
+        store.write(|c| c.execute("UPDATE items SET first_seen = first_seen - 100 * 86400 WHERE canonical_link = 'https://e.com/1'", &[]).map(|_| ())).await.unwrap();
         assert_eq!(store.apply_retention(90, 0).await.unwrap(), Retention { removed: 1 });
         // Of the remaining three, a's newest two stay.
         assert_eq!(store.apply_retention(90, 2).await.unwrap(), Retention { removed: 1 });
@@ -1179,8 +1179,8 @@ mod tests {
         {
             // A database as the previous release left it: a cluster of two (item 2 published,
             // item 1 merged into it) and a hidden item.
-            let mut conn = Connection::open(&path).unwrap();
-            rusqlite_migration::Migrations::from_slice(&super::super::MIGRATIONS[..4])
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            rusqlite_migration::Migrations::from_slice(&super::super::sqlite::MIGRATIONS[..4])
                 .to_latest(&mut conn)
                 .unwrap();
             conn.execute_batch(
@@ -1206,7 +1206,7 @@ mod tests {
         let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
         let new = entries.iter().find(|e| e.title == "title n").unwrap().story.unwrap();
         assert!(new.id > 2 && !new.legacy, "{new:?}");
-        store.write(|c| Ok(c.execute("UPDATE items SET first_seen = 0", []).map(|_| ())?)).await.unwrap();
+        store.write(|c| c.execute("UPDATE items SET first_seen = 0", &[]).map(|_| ())).await.unwrap();
         assert_eq!(store.apply_retention(1, 0).await.unwrap().removed, 4);
         store
             .commit_poll(ids["a"], vec![candidate("m", "https://a/m", 10)], PollSuccess::default())
@@ -1229,11 +1229,9 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.entries(FeedScope::All, 10, None).await.unwrap().unwrap().len(), 1);
-        let journal: String =
-            store.read(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
+        let journal: String = store.read(|c| c.query_one("PRAGMA journal_mode", &[])?.get(0)).await.unwrap();
         assert_eq!(journal, "wal");
-        let auto_vacuum: i64 =
-            store.read(|c| Ok(c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?)).await.unwrap();
+        let auto_vacuum: i64 = store.read(|c| c.query_one("PRAGMA auto_vacuum", &[])?.get(0)).await.unwrap();
         assert_eq!(auto_vacuum, 2, "incremental: retention gives pages back");
     }
 }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod db;
 pub mod postgres;
 
 use std::collections::HashMap;
@@ -206,29 +207,98 @@ impl Fixture {
     }
 }
 
-/// A temporary folder with a config file in it.
+/// A temporary folder with a config file in it, and the database the test's feedmill uses: the
+/// SQLite file of its config's `[storage] path`, or, when the suite runs on PostgreSQL
+/// ([`db::postgres_server`]), a database of its own there.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
+    postgres: std::sync::OnceLock<String>,
+    /// Its config names a SQLite file whatever store the suite runs on ([`Workspace::sqlite_config`]).
+    sqlite_only: std::sync::atomic::AtomicBool,
 }
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Default::default(),
+            sqlite_only: Default::default(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    /// Writes `feedmill.toml` and returns its path.
+    /// Writes `feedmill.toml` and returns its path. When the suite runs on PostgreSQL, the
+    /// `[storage]` section's `path` line becomes this workspace's `database_url`.
     pub fn config(&self, text: &str) -> PathBuf {
+        let text = match self.postgres_url() {
+            Some(url) => on_postgres(text, url),
+            None => text.to_owned(),
+        };
+        self.write_config(&text)
+    }
+
+    /// Writes `feedmill.toml` as given, for tests of the SQLite store itself (its file, its disk).
+    pub fn sqlite_config(&self, text: &str) -> PathBuf {
+        self.sqlite_only.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.write_config(text)
+    }
+
+    fn write_config(&self, text: &str) -> PathBuf {
         let path = self.path("feedmill.toml");
         std::fs::write(&path, text).unwrap();
         path
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.path("data/feedmill.db")).unwrap()
+    /// This workspace's PostgreSQL database, created at first use, when the suite runs there.
+    pub fn postgres_url(&self) -> Option<&str> {
+        if self.sqlite_only.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let server = db::postgres_server()?;
+        Some(self.postgres.get_or_init(|| {
+            let name = self.dir.path().file_name().unwrap().to_string_lossy().to_ascii_lowercase();
+            let name: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+            db::create_database(&server, &format!("t_{name}"))
+        }))
+    }
+
+    /// The database the test's feedmill writes (SQLite: `data/feedmill.db` under the workspace).
+    pub fn db(&self) -> db::TestDb {
+        match self.postgres_url() {
+            Some(url) => db::TestDb::postgres(url),
+            None => db::TestDb::sqlite(&self.path("data/feedmill.db")),
+        }
+    }
+}
+
+/// `text` with its `[storage]` on the PostgreSQL database at `url`: the `path` line replaced, or
+/// a `[storage]` section added at the end (the other lines keep their numbers).
+fn on_postgres(text: &str, url: &str) -> String {
+    let database = format!("database_url = \"{url}\"");
+    let mut section = "";
+    let mut replaced = false;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed;
+        }
+        if section == "[storage]" && trimmed.starts_with("path") && trimmed[4..].trim_start().starts_with('=')
+        {
+            lines.push(database.clone());
+            replaced = true;
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    let text = lines.join("\n") + "\n";
+    match (replaced, text.contains("[storage]")) {
+        (true, _) => text,
+        (false, true) => text.replacen("[storage]", &format!("[storage]\n{database}"), 1),
+        (false, false) => format!("{text}[storage]\n{database}\n"),
     }
 }
 

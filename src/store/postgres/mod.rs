@@ -1,6 +1,6 @@
-//! PostgreSQL, the store for several nodes (issue 15): its schema, how a node brings a database
-//! up to it, and the copy of a SQLite database into it (`copy`, for `feedmill migrate --to`).
-//! The store's queries on PostgreSQL are not built yet; the daemon runs on SQLite.
+//! PostgreSQL, the store for several nodes: its schema, how a node brings a database up to it,
+//! the store's connections to it (`conn`, [`crate::store::Store::connect`]) and the copy of a
+//! SQLite database into it (`copy`, for `feedmill migrate --to`).
 //!
 //! The schema lives in `/migrations/postgres`, plain SQL, the same tables and columns as the SQLite
 //! schema. A node applies the migrations it knows in order, in one transaction, recording each in
@@ -9,6 +9,7 @@
 //! feedmill has migrated further than it knows. Error messages name the database as
 //! `user@host:port/name`, never with its password.
 
+mod conn;
 mod copy;
 mod tls;
 
@@ -110,6 +111,11 @@ pub async fn migrate(database: &mut Database) -> Result<usize, PostgresError> {
     Ok(known - applied)
 }
 
+/// Checks a database URL's syntax; returns the database as messages name it.
+pub fn describe_url(url: &str) -> Result<String, PostgresError> {
+    Ok(describe(&tls::parse(url)?.0))
+}
+
 /// `user@host:port/name`: the database as messages name it, without the password.
 fn describe(config: &Config) -> String {
     let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
@@ -120,6 +126,19 @@ fn describe(config: &Config) -> String {
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{user}{host}:{port}/{}", config.get_dbname().unwrap_or_default())
+}
+
+/// A new, empty database on the server at `server` (an admin URL); its URL. For tests.
+#[cfg(test)]
+pub(crate) async fn test_database(server: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!("unit_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let admin = connect(server).await.unwrap();
+    admin.client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&name);
+    url.to_string()
 }
 
 #[cfg(test)]

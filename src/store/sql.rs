@@ -1,0 +1,194 @@
+//! One SQL dialect over the two databases the store runs on, so the store's operations are
+//! written once: [`Conn`] is a connection to SQLite or PostgreSQL, [`Value`] a parameter or a
+//! column, [`Row`] a result row.
+//!
+//! The dialect is the common ground of both: parameters numbered `?1`, `?2`… (SQLite's own form;
+//! the PostgreSQL connection rewrites them to `$1`…), `ON CONFLICT … DO NOTHING/UPDATE`, 0/1
+//! integers for flags (compared as `hidden = 0`, never `NOT hidden`), Unix seconds for times.
+//! What differs — starting a write transaction, a new row's id, the database's size, giving
+//! freed space back — is a method of [`Conn`], implemented by each database.
+
+use super::StoreError;
+
+/// A parameter or a column value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Value {
+    #[default]
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Value {
+        Value::Int(v)
+    }
+}
+impl From<u16> for Value {
+    fn from(v: u16) -> Value {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Int(i64::from(v))
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Value {
+        Value::Text(v.clone())
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Value {
+        Value::Blob(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// The parameters of a statement: `values![a, b]` is `&[Value::from(a), Value::from(b)]`.
+macro_rules! values {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::store::sql::Value::from($value)),*][..]
+    };
+}
+pub(crate) use values;
+
+/// A column's value as a Rust type.
+pub trait FromValue: Sized {
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Option<i64> {
+        match value {
+            Value::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Option<bool> {
+        i64::from_value(value).map(|v| v != 0)
+    }
+}
+impl FromValue for String {
+    fn from_value(value: &Value) -> Option<String> {
+        match value {
+            Value::Text(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(value: &Value) -> Option<Vec<u8>> {
+        match value {
+            Value::Blob(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Option<Option<T>> {
+        match value {
+            Value::Null => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone, Default)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    /// Column `index` as `T`; a missing column or another type is an error naming both.
+    pub fn get<T: FromValue>(&self, index: usize) -> Result<T, StoreError> {
+        let value = self.0.get(index).unwrap_or(&Value::Null);
+        T::from_value(value).ok_or_else(|| StoreError::Column {
+            index,
+            expected: std::any::type_name::<T>(),
+            found: format!("{value:?}").chars().take(60).collect(),
+        })
+    }
+}
+
+/// A connection to one of the store's databases.
+pub trait Conn: Send {
+    /// Runs a statement; returns how many rows it changed.
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError>;
+    /// Runs a query; returns every row.
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Runs an `INSERT` of one row into a table with an `id` column; returns the new row's id.
+    fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, StoreError>;
+    /// Runs statements separated by `;`, without parameters.
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Starts the transaction a group of writes commits together.
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Commits it; the error says what to check.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// The database's size on disk, in bytes.
+    fn size_bytes(&mut self) -> Result<i64, StoreError>;
+    /// After many rows were deleted: gives the freed space back where the database does not do it
+    /// by itself.
+    fn release_space(&mut self) -> Result<(), StoreError>;
+    /// On a clean exit, after the last write: leaves the database tidy for the next process.
+    fn close(&mut self) -> Result<(), StoreError>;
+    /// The connection can no longer be used (its server went away).
+    fn is_broken(&self) -> bool {
+        false
+    }
+}
+
+impl dyn Conn + '_ {
+    /// The first row, if any.
+    pub fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// The first row; none is an error.
+    pub fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, StoreError> {
+        self.query_opt(sql, params)?.ok_or(StoreError::NoRow)
+    }
+
+    /// Whether the query returns a row.
+    pub fn exists(&mut self, sql: &str, params: &[Value]) -> Result<bool, StoreError> {
+        Ok(self.query_opt(sql, params)?.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_convert_both_ways() {
+        let params = values![1i64, "a", None::<String>, Some(true), vec![1u8, 2]];
+        assert_eq!(
+            params,
+            [Value::Int(1), Value::Text("a".into()), Value::Null, Value::Int(1), Value::Blob(vec![1, 2])]
+        );
+        let row = Row(params.to_vec());
+        assert_eq!(row.get::<i64>(0).unwrap(), 1);
+        assert_eq!(row.get::<Option<String>>(2).unwrap(), None);
+        assert!(row.get::<bool>(3).unwrap());
+        let error = row.get::<String>(0).unwrap_err().to_string();
+        assert!(error.contains("column 0") && error.contains("Int(1)"), "{error}");
+    }
+}
