@@ -50,7 +50,10 @@ struct Pipeline {
 }
 
 async fn pipeline(config: &Config, shutdown: Shutdown, websub: bool) -> Result<Pipeline, DaemonError> {
-    let store = Store::open_configured(&config.storage).await?;
+    if config.storage.database.is_some() {
+        crate::metrics::label_node(&config.cluster.node);
+    }
+    let store = Store::open_configured(&config.storage).await?.with_node(&config.cluster.node);
     let poller = poller(config, &store, shutdown, websub).await?;
     Ok(Pipeline { store, poller })
 }
@@ -76,6 +79,9 @@ async fn poller(
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
     let states = store.poll_states().await?;
     let mut poller = Poller::new(store, fetcher, extractor, source_ids, states, config, shutdown.clone());
+    if config.storage.database.is_some() {
+        poller = poller.with_lease(config.cluster.lease);
+    }
     if let (true, Some(hub)) = (websub, &config.feed.websub_hub) {
         let notifier = Notifier::spawn(
             hub.clone(),
@@ -147,6 +153,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let state = Arc::new(AppState::new(store.clone(), &config));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state), shutdown.clone()));
     tokio::spawn(retention(store.clone(), config.storage.clone(), shutdown.clone()));
+    tokio::spawn(heartbeat(
+        store.clone(),
+        config.server.listen.clone(),
+        config.cluster.lease,
+        shutdown.clone(),
+    ));
+    if config.storage.database.is_some() {
+        tokio::spawn(follow_other_nodes(store.clone(), shutdown.clone()));
+    }
     let mut scheduler = Scheduler::start(poller, &config.sources, |_| true, shutdown.clone()).await?;
     tracing::info!(
         listen = %config.server.listen, sources = config.sources.len(), db = %config.storage.describe(),
@@ -224,18 +239,57 @@ async fn reload(
     Ok((scheduler, Some(new)))
 }
 
-/// Applies `[storage]` retention at start and then every [`RETENTION_EVERY`], until shutdown.
+/// Applies `[storage]` retention at start (its settings may have changed) and then every
+/// [`RETENTION_EVERY`], until shutdown; the hourly rounds once per cluster: a node skips a round
+/// another node ran within the hour.
 async fn retention(store: Store, storage: StorageConfig, shutdown: Shutdown) {
+    let mut every = 0;
     loop {
-        match store.apply_retention(storage.max_age_days, storage.max_items_per_source).await {
-            Ok(done) if done.removed > 0 => {
-                tracing::info!(removed = done.removed, "retention removed old items")
-            }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "retention failed"),
+        match store.claim_job("retention", every).await {
+            Ok(false) => tracing::debug!("retention ran on another node within the hour"),
+            Ok(true) => match store.apply_retention(storage.max_age_days, storage.max_items_per_source).await
+            {
+                Ok(done) if done.removed > 0 => {
+                    tracing::info!(removed = done.removed, "retention removed old items")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "retention failed"),
+            },
+            Err(error) => tracing::error!(%error, "retention: cannot reach the database"),
         }
+        // A minute's slack, so that the node whose hourly timer ran the job last runs it again.
+        every = RETENTION_EVERY.as_secs() as i64 - 60;
         tokio::select! {
             _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// Records this node as alive and renews its leases every third of the lease, until shutdown.
+async fn heartbeat(store: Store, listen: String, lease: Duration, shutdown: Shutdown) {
+    loop {
+        if let Err(error) = store.heartbeat(&listen, lease.as_secs() as i64).await {
+            tracing::error!(%error, "heartbeat: cannot reach the database");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(lease / 3) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// How often a node sharing its database looks whether other nodes changed the feeds.
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+
+/// Keeps this node's feeds in step with the other nodes' commits, until shutdown.
+async fn follow_other_nodes(store: Store, shutdown: Shutdown) {
+    loop {
+        if let Err(error) = store.follow_other_nodes().await {
+            tracing::debug!(%error, "cannot read the feeds' version");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
             _ = shutdown.wait() => return,
         }
     }

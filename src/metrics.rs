@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text): what the daemon did, by source, host
 //! and outcome. One process-wide registry; the stages record into it as they work.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -77,7 +78,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let fetch_seconds = Family::new_with_constructor(fetch_histogram as fn() -> Histogram);
     let waiting_requests = Family::default();
     let database_bytes = Gauge::default();
-    let mut registry = Registry::with_prefix("feedmill");
+    let node = NODE.get().map(|node| (Cow::Borrowed("node"), Cow::Owned(node.clone())));
+    let mut registry = Registry::with_prefix_and_labels("feedmill", node.into_iter());
     registry.register("polls", "Polls by source and outcome", polls.clone());
     registry.register(
         "http_responses",
@@ -117,6 +119,15 @@ pub const POLL_OUTCOMES: &[&str] = &["ok", "not_modified", "error"];
 pub const ITEM_KINDS: &[&str] = &["new", "duplicate", "merged", "updated", "filtered"];
 
 /// The process-wide metrics.
+/// The node label every series carries when several nodes share a database.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Labels every series with this node's name (`node="…"`), so that the nodes of a cluster can be
+/// told apart; takes effect only before the first use of [`metrics`].
+pub fn label_node(name: &str) {
+    let _ = NODE.set(name.to_owned());
+}
+
 pub fn metrics() -> &'static Metrics {
     &METRICS
 }

@@ -53,6 +53,8 @@ pub struct AppState {
     started_at: i64,
     unhealthy_after: std::time::Duration,
     cache: Mutex<HashMap<FeedKey, Arc<Rendered>>>,
+    /// Other nodes share the database: the status page shows them.
+    shared: bool,
 }
 
 fn names_and_kinds(sources: &[crate::config::Source]) -> Vec<(String, &'static str)> {
@@ -87,6 +89,7 @@ impl AppState {
             started_at: Utc::now().timestamp(),
             unhealthy_after: config.server.unhealthy_after,
             cache: Mutex::default(),
+            shared: config.storage.database.is_some(),
         }
     }
 }
@@ -385,6 +388,13 @@ fn store_error(error: crate::store::StoreError) -> Response {
 }
 
 async fn status_page(State(state): State<Arc<AppState>>) -> Response {
+    let nodes = match state.shared {
+        true => state.store.nodes().await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the nodes");
+            Vec::new()
+        }),
+        false => Vec::new(),
+    };
     match state.store.sources().await {
         Ok(rows) => {
             let html = crate::status::render(
@@ -392,6 +402,7 @@ async fn status_page(State(state): State<Arc<AppState>>) -> Response {
                 &state.public_url,
                 &rows,
                 &state.sources(),
+                &nodes,
                 Utc::now().timestamp(),
             );
             ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
@@ -436,6 +447,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let body = Json(serde_json::json!({
         "status": if problems.is_empty() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
+        "node": state.store.node(),
         "sources": state.sources().len(),
         "problems": problems,
     }));

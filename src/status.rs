@@ -1,6 +1,8 @@
 //! The status page (`GET /`): server-rendered HTML, no JavaScript. Every configured source with
 //! its health (ok, erroring since…, backing off until…), last and next poll, last error, items in
 //! the last 24 hours and an inline SVG chart of items per day over 14 days; and the feeds' URLs.
+//! When several nodes share the database: the nodes (last heartbeat, sources leased now) and which
+//! node polled each source last.
 
 use std::fmt::Write;
 
@@ -8,15 +10,17 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::publish::atom::escape;
-use crate::store::SourceRow;
+use crate::store::{NodeRow, SourceRow};
 
 /// Renders the page for the configured sources (`configured`: their names and kinds; rows of
-/// sources no longer configured are left out).
+/// sources no longer configured are left out) and the `nodes` sharing the database (none: one
+/// node of its own).
 pub fn render(
     title: &str,
     public_url: &Url,
     sources: &[SourceRow],
     configured: &[(String, &'static str)],
+    nodes: &[NodeRow],
     now: i64,
 ) -> String {
     let mut out = String::with_capacity(8192 + sources.len() * 1024);
@@ -37,12 +41,19 @@ pub fn render(
     let healthy = shown.iter().filter(|(s, _)| s.error_count == 0).count();
     let _ = write!(
         out,
-        "</p>\n<p>{} sources, {healthy} healthy, {} failing. Rendered {}.</p>\n<table>\n<thead><tr>\
-         <th>source</th><th>kind</th><th>health</th><th>last poll</th><th>next poll</th><th>items, 24 h</th>\
-         <th>items per day, 14 days</th><th>last error</th></tr></thead>\n<tbody>\n",
+        "</p>\n<p>{} sources, {healthy} healthy, {} failing. Rendered {}.</p>\n",
         shown.len(),
         shown.len() - healthy,
         time(Some(now))
+    );
+    if !nodes.is_empty() {
+        render_nodes(&mut out, nodes);
+    }
+    let _ = write!(
+        out,
+        "<table>\n<thead><tr><th>source</th><th>kind</th><th>health</th><th>last poll</th>{}<th>next poll</th>\
+         <th>items, 24 h</th><th>items per day, 14 days</th><th>last error</th></tr></thead>\n<tbody>\n",
+        if nodes.is_empty() { "" } else { "<th>polled by</th>" }
     );
     for (source, kind) in shown {
         let name = escape(&source.name);
@@ -51,9 +62,14 @@ pub fn render(
         let _ = writeln!(
             out,
             "<tr class=\"{class}\"><td><a href=\"{feed}\">{name}</a><br><small>{}</small></td><td>{kind}</td><td>{health}</td>\
-             <td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
+             <td>{}</td>{}<td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"error\">{}</td></tr>",
             escape(&source.url),
             time(source.last_poll_at),
+            if nodes.is_empty() {
+                String::new()
+            } else {
+                format!("<td>{}</td>", escape(source.last_node.as_deref().unwrap_or("—")))
+            },
             time(source.next_poll_at),
             source.items_24h,
             chart(&source.items_per_day),
@@ -62,6 +78,33 @@ pub fn render(
     }
     out.push_str("</tbody></table>\n<p><a href=\"metrics\">metrics</a> · <a href=\"healthz\">healthz</a></p>\n</body></html>\n");
     out
+}
+
+/// The nodes' table: name, where it listens, version, last heartbeat, sources leased now.
+fn render_nodes(out: &mut String, nodes: &[NodeRow]) {
+    out.push_str(
+        "<h2>Nodes</h2>\n<table class=\"nodes\">\n<thead><tr><th>node</th><th>listens on</th><th>version</th>\
+         <th>started</th><th>last heartbeat</th><th>sources leased now</th></tr></thead>\n<tbody>\n",
+    );
+    for node in nodes {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+            escape(&node.name),
+            escape(&node.listen),
+            escape(&node.version),
+            seconds(node.started_at),
+            seconds(node.heartbeat_at),
+            node.leased
+        );
+    }
+    out.push_str("</tbody></table>\n<h2>Sources</h2>\n");
+}
+
+/// A time to the second (heartbeats come every few seconds).
+fn seconds(at: i64) -> String {
+    DateTime::<Utc>::from_timestamp(at, 0)
+        .map_or_else(|| "—".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\
@@ -147,6 +190,7 @@ mod tests {
             failing_since: (error_count > 0).then_some(1_763_990_000),
             items_per_day: (0..14).collect(),
             items_24h: 13,
+            last_node: Some("node-a".into()),
         }
     }
 
@@ -159,6 +203,7 @@ mod tests {
             &url,
             &rows,
             &[("good".into(), "feed"), ("bad one".into(), "telegram")],
+            &[],
             1_764_000_100,
         );
         assert!(html.contains("<title>My &lt;feeds&gt; — status</title>"));
@@ -170,5 +215,29 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(!html.contains("removed") && !html.contains("<script"));
         assert!(html.contains("<td>telegram</td>") && html.contains("<td>feed</td>"), "each source's kind");
+        assert!(!html.contains("Nodes") && !html.contains("node-a"), "one node of its own: no nodes shown");
+
+        let node = |name: &str, leased| NodeRow {
+            name: name.into(),
+            listen: "127.0.0.1:8080".into(),
+            version: "1.0".into(),
+            started_at: 1_764_000_000,
+            heartbeat_at: 1_764_000_090,
+            leased,
+        };
+        let html = render(
+            "t",
+            &url,
+            &rows,
+            &[("good".into(), "feed")],
+            &[node("node-a", 3), node("node-<b>", 0)],
+            1_764_000_100,
+        );
+        assert!(html.contains("<h2>Nodes</h2>") && html.contains("node-&lt;b&gt;"), "{html}");
+        assert!(
+            html.contains("2025-11-24 16:01:30 UTC</td><td class=\"n\">3</td>"),
+            "heartbeat and leases: {html}"
+        );
+        assert!(html.contains("<th>polled by</th>") && html.contains("<td>node-a</td>"), "{html}");
     }
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cluster;
 mod kind;
 mod schedule;
 mod storage;
@@ -16,6 +17,7 @@ mod storage;
 use serde::{Deserialize, Deserializer};
 
 use crate::filter::Filter;
+pub use cluster::ClusterConfig;
 pub use kind::{telegram_channel, Listing, SourceKind, Telegram};
 use schedule::{deserialize_duration, pick_schedule, CronExpr, Every};
 pub use schedule::{parse_duration, validate_cron, Schedule};
@@ -40,6 +42,7 @@ pub struct Config {
     /// The file this was read from (for messages).
     pub path: PathBuf,
     pub storage: StorageConfig,
+    pub cluster: ClusterConfig,
     pub server: ServerConfig,
     pub feed: FeedConfig,
     pub fetch: FetchConfig,
@@ -317,6 +320,8 @@ struct ConfigToml {
     #[serde(default)]
     storage: storage::StorageToml,
     #[serde(default)]
+    cluster: cluster::ClusterToml,
+    #[serde(default)]
     server: ServerConfig,
     #[serde(default)]
     feed: FeedConfig,
@@ -459,9 +464,12 @@ impl Config {
         }
         let storage = storage::resolve(raw.storage, database_url)
             .map_err(|(key, message)| invalid(None, key, message))?;
+        let cluster = cluster::resolve(raw.cluster, &raw.server.listen)
+            .map_err(|(key, message)| invalid(None, key, message))?;
         Ok(Config {
             path: path.to_owned(),
             storage,
+            cluster,
             server: raw.server,
             feed: raw.feed,
             fetch: raw.fetch,

@@ -4,7 +4,8 @@
 //! A lookup probes one hash map per band of the new body ([`near::BANDS`] probes), never the
 //! window. Each key remembers only its newest item: the items of one story share their cluster's
 //! entry, so any of them leads to it. Items leave the index as they age out of the window; the
-//! store rebuilds the index from the `bands` it keeps with each item when it opens.
+//! store builds the index from the `bands` it keeps with each item at its first write, and adds
+//! the items other nodes stored before each write that stores items.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -25,6 +26,8 @@ pub struct BandIndex {
     /// Indexed items, oldest first; `slots[i]` has sequence number `first + i`.
     slots: VecDeque<Slot>,
     first: u64,
+    /// The highest item id ever inserted.
+    newest_id: i64,
 }
 
 impl BandIndex {
@@ -36,8 +39,14 @@ impl BandIndex {
         self.slots.is_empty()
     }
 
+    /// The highest item id ever inserted (0 before the first).
+    pub fn newest_id(&self) -> i64 {
+        self.newest_id
+    }
+
     /// Adds an item (items arrive in `first_seen` order).
     pub fn insert(&mut self, item_id: i64, first_seen: i64, bands: [u32; BANDS]) {
+        self.newest_id = self.newest_id.max(item_id);
         let sequence = self.first + self.slots.len() as u64;
         for key in bands {
             self.keys.insert(key, sequence);

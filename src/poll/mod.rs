@@ -26,7 +26,7 @@ use crate::fetch::charset::{decode_html, feed_to_utf8};
 use crate::fetch::{FeedResponse, FetchError, Fetcher};
 use crate::metrics::metrics;
 use crate::shutdown::Shutdown;
-use crate::store::{Candidate, CommitCounts, PollState, PollSuccess, Store, StoreError};
+use crate::store::{Candidate, Claim, CommitCounts, PollState, PollSuccess, Store, StoreError};
 use crate::websub::Notifier;
 
 mod pages;
@@ -84,6 +84,9 @@ pub struct Poller {
     /// Each source's poll state, loaded once and kept in step with the store (this process is
     /// its only writer), so a poll needs no read before its request.
     states: Mutex<HashMap<i64, PollState>>,
+    /// When other nodes share the database: the lease this node takes on a source before
+    /// polling it (with its poll state fresh from the database, instead of `states`).
+    lease: Option<Duration>,
     shutdown: Shutdown,
     poll_slots: Semaphore,
     max_interval: Duration,
@@ -113,6 +116,7 @@ impl Poller {
             extractor,
             source_ids,
             states: Mutex::new(states),
+            lease: None,
             shutdown,
             poll_slots: Semaphore::new(config.fetch.max_connections),
             max_interval: config.fetch.max_interval,
@@ -121,6 +125,14 @@ impl Poller {
             pages: Mutex::new(HashMap::new()),
             window: config.dedup.window,
         }
+    }
+
+    /// The same poller, sharing the sources with other nodes: a poll first takes a lease on its
+    /// source for `lease` (renewed by the node's heartbeat), and only if the source is due and
+    /// no other node holds it.
+    pub fn with_lease(mut self, lease: Duration) -> Poller {
+        self.lease = Some(lease);
+        self
     }
 
     /// The same poller, reporting changed sources to a WebSub notifier.
@@ -149,11 +161,17 @@ impl Poller {
             report.error = Some(PollError::UnknownSource(source.name.clone()).to_string());
             return Some(report);
         };
-        let state = self.state(source_id);
-        if !force && state.not_before.is_some_and(|t| t > Utc::now().timestamp()) {
-            tracing::debug!(source = %source.name, "backing off; tick skipped");
-            return None;
-        }
+        let state = match self.lease {
+            Some(lease) => self.claim(source, source_id, lease, force).await?,
+            None => {
+                let state = self.state(source_id);
+                if !force && state.not_before.is_some_and(|t| t > Utc::now().timestamp()) {
+                    tracing::debug!(source = %source.name, "backing off; tick skipped");
+                    return None;
+                }
+                state
+            }
+        };
         // Bounds the polls in flight (and the parsed feeds waiting for the writer) at any time.
         let _slot = self.poll_slots.acquire().await.ok();
         if let Err(error) = self.try_poll(source, source_id, &state, &mut report).await {
@@ -210,6 +228,35 @@ impl Poller {
             ),
         }
         Some(report)
+    }
+
+    /// Takes the lease on a source shared with other nodes; its poll state, or `None` when it
+    /// is not due (backoff and pacing included, unless `force`d) or another node polls it now.
+    async fn claim(
+        &self,
+        source: &Source,
+        source_id: i64,
+        lease: Duration,
+        force: bool,
+    ) -> Option<PollState> {
+        // Due within a tenth of the interval: a node's tick that comes a little early still polls.
+        let tolerance = (source.schedule.interval() / 10).min(Duration::from_secs(60));
+        let claim = Claim {
+            lease_secs: lease.as_secs() as i64,
+            due_by: Utc::now().timestamp() + tolerance.as_secs() as i64,
+            force,
+        };
+        match self.store.claim(source_id, claim).await {
+            Ok(Some(state)) => Some(state),
+            Ok(None) => {
+                tracing::debug!(source = %source.name, "not due, or polled by another node; tick skipped");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(source = %source.name, %error, "cannot take the lease on the source; tick skipped");
+                None
+            }
+        }
     }
 
     fn state(&self, source_id: i64) -> PollState {

@@ -10,6 +10,7 @@
 //! connections (SQLite's WAL lets them read while the writer writes) on tokio's blocking pool. Each
 //! database's schema lives in `/migrations` (`/migrations/postgres`), applied in order at open.
 
+mod cluster;
 pub mod postgres;
 mod queries;
 pub(crate) mod sql;
@@ -24,6 +25,7 @@ use crate::dedup::index::BandIndex;
 use sql::Conn;
 use tokio::sync::oneshot;
 
+pub use cluster::{Claim, NodeRow};
 pub use queries::{
     Candidate, CommitCounts, FeedScope, PollState, PollSuccess, Related, SourceRow, StoredItem,
 };
@@ -107,6 +109,11 @@ pub struct Store {
     /// The near-duplicate index of the window; loaded by the writer at its first use, and
     /// only ever touched on the writer thread (the lock is never contended).
     near_index: Arc<Mutex<Option<BandIndex>>>,
+    /// This process's name among the nodes sharing the database (recorded on each poll).
+    node: Arc<str>,
+    started_at: i64,
+    /// The feeds' version in the database when last looked at ([`Store::follow_other_nodes`]).
+    seen_version: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Store {
@@ -137,7 +144,21 @@ impl Store {
             dedup: DedupParams::default(),
             changes: Arc::new(AtomicU64::new(0)),
             near_index: Arc::default(),
+            node: Arc::from("local"),
+            started_at: queries::now(),
+            seen_version: Arc::default(),
         })
+    }
+
+    /// The same store, recording polls as node `name`'s.
+    pub fn with_node(mut self, name: &str) -> Store {
+        self.node = Arc::from(name);
+        self
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The same store, gathering and publishing stories with `params`.

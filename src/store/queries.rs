@@ -147,6 +147,8 @@ pub struct SourceRow {
     pub items_per_day: Vec<i64>,
     /// Items first seen in the last 24 hours.
     pub items_24h: i64,
+    /// The node that recorded its last poll.
+    pub last_node: Option<String>,
 }
 
 /// An item as published, with the source it came from.
@@ -219,7 +221,11 @@ impl Store {
                         .get(0)?;
                     ids.insert(name, id);
                 }
-                Ok((ids, stories::publish_best_everywhere(conn, &languages)?))
+                let changed = stories::publish_best_everywhere(conn, &languages)?;
+                if changed > 0 {
+                    feeds_changed(conn)?;
+                }
+                Ok((ids, changed))
             })
             .await?;
         if changed > 0 {
@@ -304,18 +310,20 @@ impl Store {
         candidates: Vec<Candidate>,
         success: PollSuccess,
     ) -> Result<CommitCounts, StoreError> {
-        let dedup = self.dedup.clone();
+        let (dedup, node) = (self.dedup.clone(), self.node.clone());
         let near_index = Arc::clone(&self.near_index);
         let counts = self
             .write(move |conn| {
                 let mut counts = CommitCounts::default();
                 if !candidates.is_empty() {
+                    conn.lock_for_dedup()?;
                     let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
                     let since = now() - dedup.window_secs;
                     let index = match &mut *index {
                         Some(index) => index,
-                        empty => empty.insert(load_band_index(conn, since)?),
+                        empty => empty.insert(BandIndex::default()),
                     };
+                    catch_up_band_index(conn, index, since)?;
                     index.expire(since);
                     for candidate in &candidates {
                         match store_candidate(conn, source_id, candidate, &dedup, index)? {
@@ -327,7 +335,10 @@ impl Store {
                         }
                     }
                 }
-                store_success(conn, source_id, &success)?;
+                if counts.new + counts.merged + counts.updated > 0 {
+                    feeds_changed(conn)?;
+                }
+                store_success(conn, source_id, &success, &node)?;
                 Ok(counts)
             })
             .await?;
@@ -342,7 +353,8 @@ impl Store {
     /// request. A failed commit is logged by the writer and marks the store unhealthy like any
     /// other; the next poll writes again.
     pub fn record_not_modified(&self, source_id: i64, success: PollSuccess) -> Result<(), StoreError> {
-        self.queue_statement(move |conn| store_success(conn, source_id, &success))
+        let node = self.node.clone();
+        self.queue_statement(move |conn| store_success(conn, source_id, &success, &node))
     }
 
     /// Records a failed poll and when to try again; stored items are untouched.
@@ -353,13 +365,15 @@ impl Store {
         error: String,
         retry_at: i64,
     ) -> Result<(), StoreError> {
+        let node = self.node.clone();
         self.write(move |conn| {
             conn.execute(
                 "UPDATE sources SET last_poll_at = ?2, last_status = ?3, last_error = ?4,
                     error_count = error_count + 1, next_poll_at = ?5, not_before = ?5,
-                    failing_since = COALESCE(failing_since, ?2)
+                    failing_since = COALESCE(failing_since, ?2),
+                    lease_node = NULL, lease_until = NULL, last_node = ?6
                  WHERE id = ?1",
-                values![source_id, now(), status, error, retry_at],
+                values![source_id, now(), status, error, retry_at, &*node],
             )?;
             Ok(())
         })
@@ -462,6 +476,7 @@ impl Store {
         let cap = (max_items_per_source > 0).then_some(max_items_per_source as i64);
         let removed = self
             .write(move |conn| {
+                conn.lock_for_dedup()?;
                 // Temporary tables, dropped at the end of the write (an unqualified name finds the
                 // temporary table first in both databases).
                 conn.batch(
@@ -514,6 +529,9 @@ impl Store {
                              AND NOT EXISTS (SELECT 1 FROM items WHERE story_id = stories.id));
                      DROP TABLE expired; DROP TABLE expired_stories;",
                 )?;
+                if removed > 0 {
+                    feeds_changed(conn)?;
+                }
                 conn.release_space()?;
                 Ok(removed)
             })
@@ -553,7 +571,8 @@ impl Store {
             let rows = conn.query(
                 "SELECT s.id, s.name, s.url, s.title, s.last_poll_at, s.last_success_at, s.last_status,
                         s.last_error, s.error_count, s.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id), s.not_before, s.failing_since
+                        (SELECT COUNT(*) FROM items i WHERE i.source_id = s.id), s.not_before, s.failing_since,
+                        s.last_node
                  FROM sources s ORDER BY s.name",
                 &[],
             )?;
@@ -576,6 +595,7 @@ impl Store {
                         failing_since: row.get(12)?,
                         items_per_day: vec![0; 14],
                         items_24h: 0,
+                        last_node: row.get(13)?,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -608,6 +628,12 @@ impl Store {
         })
         .await
     }
+}
+
+/// Tells every node sharing the database that what the feeds show changed (the write's commit
+/// publishes it).
+fn feeds_changed(conn: &mut dyn Conn) -> Result<(), StoreError> {
+    conn.execute("UPDATE feed_version SET version = version + 1 WHERE id = 1", &[]).map(drop)
 }
 
 /// What happened to one candidate.
@@ -759,8 +785,13 @@ fn nearest(
     Ok(best.map(|(_, story)| story))
 }
 
-/// A successful poll's source state (one statement).
-fn store_success(conn: &mut dyn Conn, source_id: i64, success: &PollSuccess) -> Result<(), StoreError> {
+/// A successful poll's source state (one statement); the lease on the source ends.
+fn store_success(
+    conn: &mut dyn Conn,
+    source_id: i64,
+    success: &PollSuccess,
+    node: &str,
+) -> Result<(), StoreError> {
     let (etag, last_modified, body_hash) = match &success.validators {
         Some((v, hash)) => (v.etag.clone(), v.last_modified.clone(), Some(hash.clone())),
         None => (None, None, None),
@@ -774,7 +805,8 @@ fn store_success(conn: &mut dyn Conn, source_id: i64, success: &PollSuccess) -> 
             body_hash = COALESCE(?5, body_hash),
             last_poll_at = ?6, last_success_at = ?6, last_status = ?7,
             last_error = NULL, error_count = 0, next_poll_at = ?8, not_before = ?9, failing_since = NULL,
-            moved_from = COALESCE(?10, moved_from), moved_to = COALESCE(?11, moved_to)
+            moved_from = COALESCE(?10, moved_from), moved_to = COALESCE(?11, moved_to),
+            lease_node = NULL, lease_until = NULL, last_node = ?12
          WHERE id = ?1",
         values![
             source_id,
@@ -788,25 +820,27 @@ fn store_success(conn: &mut dyn Conn, source_id: i64, success: &PollSuccess) -> 
             success.not_before,
             moved_from,
             moved_to,
+            node,
         ],
     )?;
     Ok(())
 }
 
-/// The band index of the items first seen since `since`, from their stored bands.
-fn load_band_index(conn: &mut dyn Conn, since: i64) -> Result<BandIndex, StoreError> {
-    let mut index = BandIndex::default();
+/// Adds to the band index the items first seen since `since` that it has not seen: at first use
+/// all of them, later those other nodes stored (an item's id is above every id seen before, as
+/// item writes are serialized by [`Conn::lock_for_dedup`]).
+fn catch_up_band_index(conn: &mut dyn Conn, index: &mut BandIndex, since: i64) -> Result<(), StoreError> {
     let rows = conn.query(
         "SELECT id, first_seen, bands FROM items
-         WHERE first_seen >= ?1 AND bands IS NOT NULL AND hidden = 0 ORDER BY first_seen, id",
-        values![since],
+         WHERE id > ?1 AND first_seen >= ?2 AND bands IS NOT NULL AND hidden = 0 ORDER BY id",
+        values![index.newest_id(), since],
     )?;
     for row in rows {
         if let Some(bands) = near::bands_from_bytes(&row.get::<Vec<u8>>(2)?) {
             index.insert(row.get(0)?, row.get(1)?, bands);
         }
     }
-    Ok(index)
+    Ok(())
 }
 
 fn insert_item(

@@ -150,6 +150,12 @@ pub trait Conn: Send {
     fn release_space(&mut self) -> Result<(), StoreError>;
     /// On a clean exit, after the last write: leaves the database tidy for the next process.
     fn close(&mut self) -> Result<(), StoreError>;
+    /// `FOR UPDATE SKIP LOCKED` where the database locks rows (a subquery that ends with it picks
+    /// only rows no other transaction is changing), else nothing (SQLite has one writer).
+    fn skip_locked(&self) -> &'static str;
+    /// Serializes, for the rest of the transaction, the writes that store items against every
+    /// other node's: the dedup layers then see everything committed before. SQLite has one writer.
+    fn lock_for_dedup(&mut self) -> Result<(), StoreError>;
     /// The connection can no longer be used (its server went away).
     fn is_broken(&self) -> bool {
         false

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0003_dedup.sql")),
     M::up(include_str!("../../migrations/0004_retention.sql")),
     M::up(include_str!("../../migrations/0005_stories.sql")),
+    M::up(include_str!("../../migrations/0006_cluster.sql")),
 ];
 
 /// A read connection's page cache, at most.
@@ -153,6 +154,14 @@ impl Conn for SqliteConn {
         // Copies the whole WAL into the database file and empties it, so the next process
         // starts without a WAL to replay.
         Ok(self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?)
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+
+    fn lock_for_dedup(&mut self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -322,6 +322,29 @@ pub fn served_at(port: u16) -> String {
     )
 }
 
+/// Metrics text without the `node="…"` label a node sharing a PostgreSQL database puts on every
+/// series.
+pub fn without_node_label(metrics: &str) -> String {
+    let mut out = String::with_capacity(metrics.len());
+    let mut rest = metrics;
+    while let Some(start) = rest.find("{node=\"") {
+        let after = &rest[start + 7..];
+        let after = &after[after.find('"').map_or(after.len(), |i| i + 1)..];
+        match after.strip_prefix(',') {
+            Some(labels) => {
+                out.push_str(&rest[..=start]);
+                rest = labels;
+            }
+            None => {
+                out.push_str(&rest[..start]);
+                rest = after.strip_prefix('}').unwrap_or(after);
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

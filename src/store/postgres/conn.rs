@@ -18,6 +18,10 @@ use super::{describe, tls, PostgresError};
 use crate::store::sql::{Conn, Row, Value};
 use crate::store::{ReadPool, Store, StoreError};
 
+/// The advisory lock writes that store items take (any constant every node agrees on: "dedup" in
+/// ASCII); see [`Conn::lock_for_dedup`].
+const DEDUP_LOCK: i64 = 0x64_6564_7570;
+
 /// A connection and what it needs to reconnect.
 pub(in crate::store) struct PgConn {
     client: Client,
@@ -141,6 +145,14 @@ impl Conn for PgConn {
 
     fn close(&mut self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
+    fn lock_for_dedup(&mut self) -> Result<(), StoreError> {
+        self.execute("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(DEDUP_LOCK)]).map(drop)
     }
 
     fn is_broken(&self) -> bool {

@@ -26,7 +26,11 @@ const TABLES: &[(&str, &str)] = &[
     ("tombstone_guids", "source_id, guid"),
     ("tombstone_links", "canonical_link"),
     ("health", "id"),
+    ("nodes", "name"),
+    ("cluster_jobs", "name"),
 ];
+// Not copied: `feed_version`, a counter that only tells nodes to render their feeds again; the
+// target's migration starts it.
 
 /// Tables whose ids PostgreSQL generates.
 const IDENTITIES: &[&str] = &["sources", "stories", "items"];

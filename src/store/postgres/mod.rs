@@ -18,8 +18,10 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{Client, Config};
 
 /// The migrations, in order, by name. Add new files at the end; never edit one that has shipped.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_schema", include_str!("../../../migrations/postgres/0001_schema.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_schema", include_str!("../../../migrations/postgres/0001_schema.sql")),
+    ("0002_cluster", include_str!("../../../migrations/postgres/0002_cluster.sql")),
+];
 
 /// The advisory lock migrating nodes take (any constant every node agrees on: "feedmill" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6665_6564_6d69_6c6c;

@@ -1,0 +1,25 @@
+-- Several nodes on one database: the same columns and tables as migrations/0006_cluster.sql.
+
+ALTER TABLE sources ADD COLUMN lease_node TEXT;
+ALTER TABLE sources ADD COLUMN lease_until BIGINT;
+ALTER TABLE sources ADD COLUMN last_node TEXT;
+
+CREATE TABLE nodes (
+    name         TEXT PRIMARY KEY,
+    listen       TEXT NOT NULL,
+    version      TEXT NOT NULL,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+
+CREATE TABLE cluster_jobs (
+    name        TEXT PRIMARY KEY,
+    last_node   TEXT,
+    last_run_at BIGINT
+);
+
+CREATE TABLE feed_version (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    version BIGINT NOT NULL
+);
+INSERT INTO feed_version (id, version) VALUES (1, 0);
