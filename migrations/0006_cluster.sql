@@ -29,3 +29,24 @@ CREATE TABLE feed_version (
     version INTEGER NOT NULL
 );
 INSERT INTO feed_version (id, version) VALUES (1, 0);
+
+-- Per-host limits held by all the nodes together: a request to a host takes one of its slots
+-- (`per_host_concurrency` of them) and a turn (`per_host_rate`). Times in Unix milliseconds.
+CREATE TABLE host_slots (
+    host  TEXT NOT NULL,
+    slot  INTEGER NOT NULL,
+    node  TEXT,
+    until INTEGER,          -- taken until then (renewed by the node's heartbeat); NULL: free
+    PRIMARY KEY (host, slot)
+);
+CREATE TABLE host_turns (
+    host    TEXT PRIMARY KEY,
+    next_at INTEGER NOT NULL -- the next request's turn
+);
+
+-- Article pages being fetched, so that the cluster fetches each canonical link once.
+CREATE TABLE page_fetches (
+    link  TEXT PRIMARY KEY,
+    node  TEXT NOT NULL,
+    until INTEGER NOT NULL   -- Unix seconds: the claim ends here
+);

@@ -14,7 +14,7 @@ use crate::poll::{PollReport, Poller};
 use crate::schedule::{ScheduleError, Scheduler};
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown};
-use crate::store::{DedupParams, Store, StoreError};
+use crate::store::{ClusterLimits, DedupParams, Store, StoreError};
 use crate::websub::Notifier;
 
 /// How often retention runs.
@@ -75,7 +75,11 @@ async fn poller(
     let store = store.clone().with_dedup(dedup);
     crate::metrics::metrics().declare(&config.sources.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
     let source_ids: HashMap<String, i64> = store.sync_sources(&config.sources).await?;
-    let fetcher = Fetcher::new(&config.fetch)?;
+    let mut fetcher = Fetcher::new(&config.fetch)?;
+    if config.storage.database.is_some() {
+        fetcher =
+            fetcher.with_shared_limits(Arc::new(ClusterLimits::new(store.clone(), config.cluster.lease)));
+    }
     let extractor = Arc::new(Extractor::new(SiteRules::new(&config.sites)?));
     let states = store.poll_states().await?;
     let mut poller = Poller::new(store, fetcher, extractor, source_ids, states, config, shutdown.clone());

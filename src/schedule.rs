@@ -4,7 +4,9 @@
 //! source never polls concurrently with itself. Every poll runs in its own task, so one slow or
 //! failing source never delays another. Scheduled polls start after a fixed per-source offset
 //! (up to a quarter of the interval, at most two minutes), so a thousand sources on `*/10` spread
-//! over two minutes instead of firing in the same second. Whether a tick actually polls is the
+//! over two minutes instead of firing in the same second. The offset also depends on the node's
+//! name: nodes sharing a database reach a source's tick in a different order for each source, so
+//! the first to claim it — the one that polls — varies and the work spreads over the nodes. Whether a tick actually polls is the
 //! poller's decision: a source in backoff, or paced by its publisher, skips ticks.
 
 use std::sync::Arc;
@@ -43,7 +45,7 @@ impl Scheduler {
             locks.push(Arc::clone(&lock));
             let tick = {
                 let (poller, source, lock) = (Arc::clone(&poller), source.clone(), Arc::clone(&lock));
-                let (offset, shutdown) = (spread_offset(&source), shutdown.clone());
+                let (offset, shutdown) = (spread_offset(&source, poller.node()), shutdown.clone());
                 move |_id, _scheduler| {
                     spawn_poll(&poller, &source, &lock, offset, &shutdown);
                     Box::pin(async {}) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -100,12 +102,12 @@ fn spawn_poll(
     });
 }
 
-/// A stable per-source start offset: a hash of the name, within a quarter of the interval and at
-/// most two minutes.
-fn spread_offset(source: &Source) -> Duration {
+/// A stable per-source start offset: a hash of the node's and the source's names, within a quarter
+/// of the interval and at most two minutes.
+fn spread_offset(source: &Source, node: &str) -> Duration {
     use sha2::Digest;
     let window = (source.schedule.interval() / 4).min(Duration::from_secs(120));
-    let digest = sha2::Sha256::digest(source.name.as_bytes());
+    let digest = sha2::Sha256::digest(format!("{node}\0{}", source.name).as_bytes());
     let hash = digest.iter().take(8).fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     let window_ms = window.as_millis().max(1) as u64;
     Duration::from_millis(hash % window_ms)
@@ -134,7 +136,7 @@ mod tests {
     fn sources_on_one_schedule_spread_over_two_minutes() {
         let every_ten = Schedule::Cron("0 */10 * * * *".into());
         let offsets: Vec<u64> = (0..1000)
-            .map(|i| spread_offset(&source(&format!("s{i}"), every_ten.clone())).as_secs())
+            .map(|i| spread_offset(&source(&format!("s{i}"), every_ten.clone()), "n").as_secs())
             .collect();
         assert!(offsets.iter().all(|s| *s < 120));
         let mut per_second = std::collections::HashMap::new();
@@ -144,10 +146,20 @@ mod tests {
         assert!(per_second.len() > 100, "1,000 sources use {} distinct seconds", per_second.len());
         assert!(per_second.values().all(|n| *n < 30), "no second holds more than a few dozen");
         // Stable: the same name always gets the same offset.
-        assert_eq!(spread_offset(&source("s1", every_ten.clone())), spread_offset(&source("s1", every_ten)));
+        assert_eq!(
+            spread_offset(&source("s1", every_ten.clone()), "n"),
+            spread_offset(&source("s1", every_ten.clone()), "n")
+        );
+        // Another node reaches the sources in another order.
+        let other: Vec<u64> = (0..1000)
+            .map(|i| spread_offset(&source(&format!("s{i}"), every_ten.clone()), "m").as_secs())
+            .collect();
+        let first_here = (0..1000).filter(|&i| offsets[i] < other[i]).count();
+        assert!((350..650).contains(&first_here), "node n is first for {first_here} of 1,000 sources");
         // Short intervals get short offsets.
         assert!(
-            spread_offset(&source("x", Schedule::Every(Duration::from_secs(1)))) < Duration::from_millis(250)
+            spread_offset(&source("x", Schedule::Every(Duration::from_secs(1))), "n")
+                < Duration::from_millis(250)
         );
     }
 }

@@ -23,3 +23,21 @@ CREATE TABLE feed_version (
     version BIGINT NOT NULL
 );
 INSERT INTO feed_version (id, version) VALUES (1, 0);
+
+CREATE TABLE host_slots (
+    host  TEXT NOT NULL,
+    slot  INTEGER NOT NULL,
+    node  TEXT,
+    until BIGINT,
+    PRIMARY KEY (host, slot)
+);
+CREATE TABLE host_turns (
+    host    TEXT PRIMARY KEY,
+    next_at BIGINT NOT NULL
+);
+
+CREATE TABLE page_fetches (
+    link  TEXT PRIMARY KEY,
+    node  TEXT NOT NULL,
+    until BIGINT NOT NULL
+);

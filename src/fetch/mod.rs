@@ -138,6 +138,12 @@ impl Fetcher {
         })
     }
 
+    /// The same fetcher, its per-host limits held together with the other nodes sharing `limits`.
+    pub fn with_shared_limits(mut self, limits: Arc<dyn politeness::SharedLimits>) -> Fetcher {
+        self.politeness = Arc::new(Politeness::new(&self.config).shared_with(limits));
+        self
+    }
+
     /// The shared per-host limits (for tests and the status of hosts).
     pub fn politeness(&self) -> &Politeness {
         &self.politeness

@@ -4,6 +4,10 @@
 //! `per_host_concurrency` at once — then waits for the host's rate limiter (`per_host_rate`
 //! requests per second, governor's GCRA), then takes one of `max_connections` global slots. A host
 //! that answered an article request with 429 is paused for its Retry-After.
+//!
+//! When several nodes share a database, the per-host limits hold for all of them together: a
+//! request also takes a slot and a turn of its host from [`SharedLimits`] (the store keeps them
+//! in the database).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -18,7 +22,23 @@ use crate::config::FetchConfig;
 /// Held while a request is in flight; dropping it frees the slots.
 pub struct Permit {
     _host: OwnedSemaphorePermit,
+    _shared: Option<SharedPermit>,
     _global: OwnedSemaphorePermit,
+}
+
+/// A host's slot taken from [`SharedLimits`]; dropping it gives the slot back.
+pub type SharedPermit = Box<dyn Send + Sync>;
+
+/// Per-host limits shared with other processes (the nodes of a cluster).
+pub trait SharedLimits: Send + Sync {
+    /// Waits until a request to `host` may go out for all the processes together: one of its
+    /// `concurrency` slots is free and its turn has come (`rate` requests per second).
+    fn acquire<'a>(
+        &'a self,
+        host: &'a str,
+        concurrency: usize,
+        rate: f64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SharedPermit> + Send + 'a>>;
 }
 
 struct HostGate {
@@ -32,6 +52,7 @@ pub struct Politeness {
     config: FetchConfig,
     global: Arc<Semaphore>,
     hosts: Mutex<HashMap<String, Arc<HostGate>>>,
+    shared: Option<Arc<dyn SharedLimits>>,
 }
 
 impl Politeness {
@@ -40,7 +61,14 @@ impl Politeness {
             config: config.clone(),
             global: Arc::new(Semaphore::new(config.max_connections)),
             hosts: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// The same limits, held together with the other processes sharing `limits`.
+    pub fn shared_with(mut self, limits: Arc<dyn SharedLimits>) -> Politeness {
+        self.shared = Some(limits);
+        self
     }
 
     fn gate(&self, host: &str) -> Arc<HostGate> {
@@ -68,10 +96,18 @@ impl Politeness {
         // Semaphores here are never closed, so acquiring cannot fail; treat failure as "go ahead".
         let host_slot = Arc::clone(&gate.slots).acquire_owned().await;
         gate.limiter.until_ready().await;
+        let shared = match &self.shared {
+            Some(limits) => {
+                let rate =
+                    self.config.host_override(host).and_then(|o| o.rate).unwrap_or(self.config.per_host_rate);
+                Some(limits.acquire(host, host_concurrency(&self.config, host), rate).await)
+            }
+            None => None,
+        };
         let global_slot = Arc::clone(&self.global).acquire_owned().await;
         waiting.dec();
         match (host_slot, global_slot) {
-            (Ok(host), Ok(global)) => Permit { _host: host, _global: global },
+            (Ok(host), Ok(global)) => Permit { _host: host, _shared: shared, _global: global },
             _ => unreachable!("politeness semaphores are never closed"),
         }
     }

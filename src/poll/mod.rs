@@ -135,6 +135,11 @@ impl Poller {
         self
     }
 
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        self.store.node()
+    }
+
     /// The same poller, reporting changed sources to a WebSub notifier.
     pub fn with_notifier(mut self, notifier: Notifier) -> Poller {
         self.notifier = Some(notifier);

@@ -111,6 +111,8 @@ impl Poller {
         url: Url,
         fresh: bool,
     ) -> impl std::future::Future<Output = PageResult> + Send + 'static {
+        // Nodes sharing the database fetch a page once between them.
+        let claim = self.lease.map(|lease| (self.store.clone(), lease.as_secs() as i64, canonical.clone()));
         let cell = {
             let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
             if fresh {
@@ -126,6 +128,16 @@ impl Poller {
         let extractor = Arc::clone(&self.extractor);
         async move {
             cell.get_or_init(|| async move {
+                if let Some((store, lease_secs, link)) = claim {
+                    match store.claim_page(&link, lease_secs).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let message = "another node is fetching this page".to_owned();
+                            return Err(PageError { message, deferred: true });
+                        }
+                        Err(error) => tracing::warn!(%link, %error, "cannot claim the page for the cluster; fetching it"),
+                    }
+                }
                 let mut extraction = fetch_and_extract(&fetcher, &extractor, url.clone()).await?;
                 // A multi-page article: later pages are fetched and joined, bounded; a later page
                 // that fails ends the article there.

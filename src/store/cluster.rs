@@ -75,8 +75,8 @@ impl Store {
         .await
     }
 
-    /// Records this node as alive (`listen`: where it serves) and renews the leases it holds for
-    /// another `lease_secs`.
+    /// Records this node as alive (`listen`: where it serves) and renews the leases it holds —
+    /// on sources and on hosts' request slots — for another `lease_secs`.
     pub async fn heartbeat(&self, listen: &str, lease_secs: i64) -> Result<(), StoreError> {
         let (node, listen, started_at) = (self.node.clone(), listen.to_owned(), self.started_at);
         self.write(move |conn| {
@@ -90,6 +90,10 @@ impl Store {
             conn.execute(
                 "UPDATE sources SET lease_until = ?2 WHERE lease_node = ?1 AND lease_until IS NOT NULL",
                 values![&*node, stamp + lease_secs],
+            )?;
+            conn.execute(
+                "UPDATE host_slots SET until = ?2 WHERE node = ?1 AND until IS NOT NULL",
+                values![&*node, (stamp + lease_secs) * 1000],
             )?;
             Ok(())
         })

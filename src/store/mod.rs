@@ -4,13 +4,14 @@
 //!
 //! All writes go through one writer thread that owns the write connection, so async code never
 //! blocks on the database and writes never contend. The writer commits in groups: it takes every write
-//! waiting in its queue (up to [`MAX_GROUP`]), runs each in its own savepoint — one failing write
+//! waiting in its queue (up to [`Conn::max_group`]), runs each in its own savepoint — one failing write
 //! rolls back alone — and commits them together, answering each caller only after that commit.
 //! A poll's items are one write, so they land together or not at all. Reads use a small pool of
 //! connections (SQLite's WAL lets them read while the writer writes) on tokio's blocking pool. Each
 //! database's schema lives in `/migrations` (`/migrations/postgres`), applied in order at open.
 
 mod cluster;
+mod limits;
 pub mod postgres;
 mod queries;
 pub(crate) mod sql;
@@ -26,6 +27,7 @@ use sql::Conn;
 use tokio::sync::oneshot;
 
 pub use cluster::{Claim, NodeRow};
+pub use limits::ClusterLimits;
 pub use queries::{
     Candidate, CommitCounts, FeedScope, PollState, PollSuccess, Related, SourceRow, StoredItem,
 };
@@ -63,8 +65,6 @@ pub enum StoreError {
     Commit(String),
 }
 
-/// Most writes committed together.
-const MAX_GROUP: usize = 512;
 /// Most read connections open at once.
 const MAX_READERS: usize = 4;
 
@@ -250,7 +250,7 @@ fn write_loop(mut conn: Box<dyn Conn>, jobs: &mpsc::Receiver<WriteJob>, wrote: O
     let conn = conn.as_mut();
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        while group.len() < conn.max_group() {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,

@@ -209,8 +209,24 @@ impl Store {
         let languages = Arc::clone(&self.dedup.languages);
         let (ids, changed) = self
             .write(move |conn| {
+                // Stories are chosen again below: the dedup lock first, as every item write takes it.
+                conn.lock_for_dedup()?;
+                let mut stored = HashMap::new();
+                for row in conn.query("SELECT name, id, url, priority FROM sources", &[])? {
+                    stored.insert(
+                        row.get::<String>(0)?,
+                        (row.get::<i64>(1)?, row.get::<String>(2)?, row.get::<i64>(3)?),
+                    );
+                }
                 let mut ids = HashMap::new();
                 for (name, url, priority) in sources {
+                    // Unchanged rows are not written: nodes starting together do not wait for each other.
+                    if let Some((id, _, _)) =
+                        stored.get(&name).filter(|(_, u, p)| *u == url && *p == priority)
+                    {
+                        ids.insert(name, *id);
+                        continue;
+                    }
                     let id: i64 = conn
                         .query_one(
                             "INSERT INTO sources (name, url, priority) VALUES (?1, ?2, ?3)
@@ -532,6 +548,8 @@ impl Store {
                 if removed > 0 {
                     feeds_changed(conn)?;
                 }
+                // Claims of page fetches a day past their end are history.
+                conn.execute("DELETE FROM page_fetches WHERE until < ?1", values![now() - 86_400])?;
                 conn.release_space()?;
                 Ok(removed)
             })

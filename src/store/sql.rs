@@ -139,6 +139,8 @@ pub trait Conn: Send {
     fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, StoreError>;
     /// Runs statements separated by `;`, without parameters.
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Most writes committed together in one transaction.
+    fn max_group(&self) -> usize;
     /// Starts the transaction a group of writes commits together.
     fn begin(&mut self) -> Result<(), StoreError>;
     /// Commits it; the error says what to check.

@@ -127,6 +127,11 @@ impl Conn for SqliteConn {
         Ok(self.conn.execute_batch(sql)?)
     }
 
+    fn max_group(&self) -> usize {
+        // One commit (one fsync of the WAL) for many writes.
+        512
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         self.execute("BEGIN IMMEDIATE", &[]).map(drop)
     }

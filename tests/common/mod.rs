@@ -39,6 +39,8 @@ pub struct Fixture {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     /// Requests being answered now, and the most ever answered at once, per key.
     in_flight: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+    /// When each request came, per key (wall clock, for tests that count per schedule tick).
+    times: Arc<Mutex<HashMap<String, Vec<std::time::SystemTime>>>>,
     pub addr: Option<SocketAddr>,
 }
 
@@ -126,6 +128,11 @@ impl Fixture {
         self.in_flight.lock().unwrap().get(key).map_or(0, |(_, max)| *max)
     }
 
+    /// When the requests for `key` came, in order.
+    pub fn hit_times(&self, key: &str) -> Vec<std::time::SystemTime> {
+        self.times.lock().unwrap().get(key).cloned().unwrap_or_default()
+    }
+
     pub fn hits(&self, key: &str) -> usize {
         self.hits.lock().unwrap().get(key).copied().unwrap_or(0)
     }
@@ -170,25 +177,13 @@ impl Fixture {
             _ => format!("{host}{}", request.uri().path()),
         };
         *self.hits.lock().unwrap().entry(key.clone()).or_default() += 1;
+        self.times.lock().unwrap().entry(key.clone()).or_default().push(std::time::SystemTime::now());
         let page = self.pages.lock().unwrap().get(&key).cloned();
-        let host_key = format!("host:{host}");
-        {
-            let mut in_flight = self.in_flight.lock().unwrap();
-            for k in [&key, &host_key] {
-                let (now, max) = in_flight.entry(k.clone()).or_default();
-                *now += 1;
-                *max = (*max).max(*now);
-            }
-        }
+        let answering = InFlight::start(&self.in_flight, [key.clone(), format!("host:{host}")]);
         if let Some(page) = &page {
             tokio::time::sleep(page.delay).await;
         }
-        {
-            let mut in_flight = self.in_flight.lock().unwrap();
-            for k in [&key, &host_key] {
-                in_flight.entry(k.clone()).or_default().0 -= 1;
-            }
-        }
+        drop(answering);
         match page {
             Some(page) => {
                 let mut response = (
@@ -203,6 +198,34 @@ impl Fixture {
                 response
             }
             None => (StatusCode::NOT_FOUND, format!("no fixture for {key}")).into_response(),
+        }
+    }
+}
+
+/// A request being answered, counted for its keys until dropped (also when the client goes away
+/// and the server drops the answer half-way).
+struct InFlight {
+    counts: Arc<Mutex<HashMap<String, (usize, usize)>>>,
+    keys: [String; 2],
+}
+
+impl InFlight {
+    fn start(counts: &Arc<Mutex<HashMap<String, (usize, usize)>>>, keys: [String; 2]) -> InFlight {
+        let mut in_flight = counts.lock().unwrap();
+        for key in &keys {
+            let (now, max) = in_flight.entry(key.clone()).or_default();
+            *now += 1;
+            *max = (*max).max(*now);
+        }
+        InFlight { counts: Arc::clone(counts), keys }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut in_flight = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &self.keys {
+            in_flight.entry(key.clone()).or_default().0 -= 1;
         }
     }
 }

@@ -120,6 +120,14 @@ impl Conn for PgConn {
         Ok(self.client.batch_execute(sql)?)
     }
 
+    fn max_group(&self) -> usize {
+        // Each write in a transaction of its own: it then takes its locks in its own order (the
+        // dedup lock first, then rows), which other nodes' writes share, so no two nodes' writes
+        // can wait for each other in a cycle; grouped, one write's row locks would be held while
+        // a later one waits.
+        1
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
             tracing::warn!(database = %self.database, "the connection to the database was lost; reconnecting");

@@ -29,8 +29,9 @@ const TABLES: &[(&str, &str)] = &[
     ("nodes", "name"),
     ("cluster_jobs", "name"),
 ];
-// Not copied: `feed_version`, a counter that only tells nodes to render their feeds again; the
-// target's migration starts it.
+// Not copied: `feed_version`, a counter that only tells nodes to render their feeds again (the
+// target's migration starts it), and the cluster's passing state: `host_slots`, `host_turns`,
+// `page_fetches`.
 
 /// Tables whose ids PostgreSQL generates.
 const IDENTITIES: &[&str] = &["sources", "stories", "items"];
