@@ -97,7 +97,19 @@ async fn main() {
     let stored = env_number("STORED", 100_000);
     let new = env_number("NEW", 20_000);
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let store = Store::open(&dir.path().join("ingest.db")).expect("a store");
+    // With $FEEDMILL_TEST_POSTGRES (scripts/with-postgresql), on a new PostgreSQL database there.
+    let store = match std::env::var("FEEDMILL_TEST_POSTGRES") {
+        Ok(server) => {
+            let database = format!("ingest_{}", std::process::id());
+            let admin = feedmill::store::postgres::connect(&server).await.expect("the server");
+            admin.client.batch_execute(&format!("CREATE DATABASE {database}")).await.expect("a database");
+            // The admin URL names the `postgres` database (scripts/with-postgresql).
+            let url = server.replacen("/postgres", &format!("/{database}"), 1);
+            println!("on PostgreSQL ({database})");
+            Store::connect(&url).await.expect("a store")
+        }
+        Err(_) => Store::open(&dir.path().join("ingest.db")).expect("a store"),
+    };
     let sources: Vec<Source> = (0..SOURCES)
         .map(|i| Source {
             name: format!("s{i}"),

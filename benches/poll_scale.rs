@@ -260,11 +260,22 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("feedmill-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    // With $FEEDMILL_TEST_POSTGRES (scripts/with-postgresql), on a new PostgreSQL database there.
+    let storage = match std::env::var("FEEDMILL_TEST_POSTGRES") {
+        Ok(server) => {
+            let database = format!("poll_scale_{}", std::process::id());
+            let mut admin = postgres::Client::connect(&server, postgres::NoTls).expect("the server");
+            admin.batch_execute(&format!("CREATE DATABASE {database}")).expect("a database");
+            println!("on PostgreSQL ({database})");
+            // The admin URL names the `postgres` database (scripts/with-postgresql).
+            format!("database_url = \"{}\"", server.replacen("/postgres", &format!("/{database}"), 1))
+        }
+        Err(_) => format!("path = \"{}\"", dir.join("bench.db").display()),
+    };
     let mut config = format!(
-        "[storage]\npath = \"{}\"\n[fetch]\nmax_connections = {concurrency}\n\
+        "[storage]\n{storage}\n[fetch]\nmax_connections = {concurrency}\n\
          [fetch.hosts.\"127.0.0.1\"]\nconcurrency = {concurrency}\nrate = 1000000\n\
-         [defaults]\nfull_text = false\nevery = \"10m\"\n",
-        dir.join("bench.db").display()
+         [defaults]\nfull_text = false\nevery = \"10m\"\n"
     );
     for i in 0..feeds {
         config

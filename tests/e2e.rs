@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, http_get, rss, run_feedmill, Daemon, Fixture, Workspace};
+use common::{feedmill, free_port, http_get, rss, run_feedmill, Daemon, Fixture, Workspace};
 
 const NORTH_KOREA_PAGE: &str =
     "unn.ua/en/news/north-korea-to-send-almost-30000-troops-to-reinforce-russia-in-war-against-ukraine-cnn";
@@ -344,6 +344,45 @@ fn invalid_config_exits_2_naming_file_line_and_key() {
         }
     }
     assert!(!work.path("data").exists(), "nothing was started");
+}
+
+#[test]
+fn a_database_url_never_shows_its_password() {
+    let work = Workspace::new();
+    let url = "postgresql://feedmill:hunter2@127.0.0.1:1/news?sslmode=disable";
+    let config = work.sqlite_config(&format!("[storage]\ndatabase_url = \"{url}\"\n"));
+    let output = run_feedmill(&["check-config", "-c", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("storage: PostgreSQL feedmill@127.0.0.1:1/news"), "{stdout}");
+    assert!(!stdout.contains("hunter2"));
+    // Nothing listens there: the daemon stops with an error that names the database, not the URL.
+    let output = run_feedmill(&["run", "-c", config.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("feedmill@127.0.0.1:1/news: cannot connect") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+    // The same URL from the environment, or from a credential file.
+    let credential = work.path("db-url");
+    std::fs::write(&credential, format!("{url}\n")).unwrap();
+    let config = work
+        .sqlite_config(&format!("[storage]\ndatabase_url_file = {:?}\n", credential.display().to_string()));
+    let output = run_feedmill(&["check-config", "-c", config.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("storage: PostgreSQL feedmill@127.0.0.1:1/news"));
+    let config = work.sqlite_config("[storage]\npath = \"data/feedmill.db\"\n");
+    let output = feedmill()
+        .args(["check-config", "-c", config.to_str().unwrap()])
+        .env("FEEDMILL_DATABASE_URL", url)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "a path and a database URL together: {stderr}");
+    assert!(
+        stderr.contains("storage.path") && stderr.contains("keep one") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -99,11 +99,11 @@ pub(super) fn resolve(raw: StorageToml, env_url: Option<String>) -> Result<Stora
         (None, Some(_), Some(_)) => {
             return Err(err("database_url", "set either database_url or database_url_file, not both".into()))
         }
-        (None, Some(url), None) => ("database_url".to_owned(), Some(url)),
+        (None, Some(url), None) => ("storage.database_url".to_owned(), Some(url)),
         (None, None, Some(file)) => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| err("database_url_file", format!("{}: cannot read: {e}", file.display())))?;
-            ("database_url_file".to_owned(), Some(text.trim().to_owned()))
+            ("storage.database_url_file".to_owned(), Some(text.trim().to_owned()))
         }
         (None, None, None) => (String::new(), None),
     };
@@ -125,4 +125,59 @@ pub(super) fn resolve(raw: StorageToml, env_url: Option<String>) -> Result<Stora
         max_age_days: raw.max_age_days.unwrap_or(defaults.max_age_days),
         max_items_per_source: raw.max_items_per_source.unwrap_or(defaults.max_items_per_source),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> StorageToml {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_database_url_comes_from_the_file_a_credential_or_the_environment() {
+        let url = "postgresql://feedmill:s3cret@db.example:5433/news";
+        let storage = resolve(raw(&format!("database_url = \"{url}\"")), None).unwrap();
+        let database = storage.database.unwrap();
+        assert_eq!(database.secret(), url);
+        assert_eq!(database.to_string(), "feedmill@db.example:5433/news");
+        assert!(!format!("{database:?}").contains("s3cret"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        std::fs::write(&file, format!("{url}\n")).unwrap();
+        let storage =
+            resolve(raw(&format!("database_url_file = {:?}", file.display().to_string())), None).unwrap();
+        assert_eq!(storage.database.unwrap().secret(), url, "read from the file, trailing newline dropped");
+
+        // The environment stands in for the file's keys.
+        let storage = resolve(raw("database_url = \"postgresql://other/x\""), Some(url.into())).unwrap();
+        assert_eq!(storage.database.unwrap().secret(), url);
+        assert!(resolve(raw(""), None).unwrap().database.is_none(), "SQLite by default");
+    }
+
+    #[test]
+    fn conflicting_or_bad_settings_are_named_without_the_password() {
+        let url = "postgresql://feedmill:s3cret@db.example/news";
+        let (key, message) =
+            resolve(raw(&format!("path = \"x.db\"\ndatabase_url = \"{url}\"")), None).unwrap_err();
+        assert_eq!(key, "storage.path");
+        assert!(message.contains("keep one") && !message.contains("s3cret"), "{message}");
+        let (key, _) = resolve(raw("path = \"x.db\""), Some(url.into())).unwrap_err();
+        assert_eq!(key, "storage.path", "a path and $FEEDMILL_DATABASE_URL");
+        let (key, _) =
+            resolve(raw(&format!("database_url = \"{url}\"\ndatabase_url_file = \"/f\"")), None).unwrap_err();
+        assert_eq!(key, "storage.database_url");
+        let (key, message) = resolve(raw("database_url_file = \"/nonexistent/db\""), None).unwrap_err();
+        assert_eq!(key, "storage.database_url_file");
+        assert!(message.contains("/nonexistent/db: cannot read"), "{message}");
+        let (key, message) = resolve(
+            raw("database_url = \"postgresql://feedmill:s3cret@db.example/news?sslmode=maybe\""),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(key, "storage.database_url");
+        assert!(message.contains("sslmode `maybe`") && !message.contains("s3cret"), "{message}");
+    }
 }

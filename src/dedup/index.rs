@@ -26,7 +26,7 @@ pub struct BandIndex {
     /// Indexed items, oldest first; `slots[i]` has sequence number `first + i`.
     slots: VecDeque<Slot>,
     first: u64,
-    /// The highest item id ever inserted.
+    /// The highest item id the store has looked at, indexed or not.
     newest_id: i64,
 }
 
@@ -39,9 +39,14 @@ impl BandIndex {
         self.slots.is_empty()
     }
 
-    /// The highest item id ever inserted (0 before the first).
+    /// The highest item id the store has looked at (0 before the first).
     pub fn newest_id(&self) -> i64 {
         self.newest_id
+    }
+
+    /// The store has looked at the items up to `item_id` (stored or read, with bands or not).
+    pub fn looked_at(&mut self, item_id: i64) {
+        self.newest_id = self.newest_id.max(item_id);
     }
 
     /// Adds an item (items arrive in `first_seen` order).

@@ -198,13 +198,14 @@ impl Store {
     }
 
     /// Queues `f`, which runs one SQL statement, for the writer thread without waiting for the
-    /// commit. A failure is logged and undone alone.
+    /// commit. A failure is logged. No savepoint: a failed statement undoes itself (SQLite), or
+    /// its transaction holds nothing else (PostgreSQL commits each write alone).
     fn queue_statement<F>(&self, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&mut dyn Conn) -> Result<(), StoreError> + Send + 'static,
     {
         let job: WriteJob = Box::new(move |conn| {
-            if let Err(error) = in_savepoint(conn, f) {
+            if let Err(error) = f(conn) {
                 tracing::error!(%error, "database write failed");
             }
             Box::new(|_: Option<&str>| {})
@@ -273,11 +274,15 @@ fn write_loop(mut conn: Box<dyn Conn>, jobs: &mpsc::Receiver<WriteJob>, wrote: O
     }
 }
 
-/// Runs one write in a savepoint, so its failure undoes only its own changes.
+/// Runs one write in a savepoint, so its failure undoes only its own changes. A database that
+/// commits each write alone needs none: a failed write's transaction commits nothing.
 fn in_savepoint<T>(
     conn: &mut dyn Conn,
     f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
+    if conn.max_group() == 1 {
+        return f(conn);
+    }
     conn.execute("SAVEPOINT write", &[])?;
     match f(conn) {
         Ok(value) => {

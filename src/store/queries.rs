@@ -729,6 +729,7 @@ fn store_candidate(
         // Kept out of the link and content layers, so it never swallows a visible report.
         let hidden = Candidate { canonical_link: None, signature: None, ..c.clone() };
         let item_id = insert_item(conn, source_id, &hidden, c.language.clone(), None, None)?;
+        index.looked_at(item_id);
         remember_guid(conn, source_id, c, item_id)?;
         return Ok(Outcome::Filtered);
     }
@@ -757,6 +758,7 @@ fn store_candidate(
         None => stories::declared_language(conn, c.canonical_link.as_deref())?,
     };
     let item_id = insert_item(conn, source_id, c, language, Some(story_id), published)?;
+    index.looked_at(item_id);
     stories::remember_editions(conn, item_id, c)?;
     crate::metrics::metrics().extraction_step(&c.extracted_by);
     if let Some(signature) = &c.signature {
@@ -844,20 +846,30 @@ fn store_success(
     Ok(())
 }
 
-/// Adds to the band index the items first seen since `since` that it has not seen: at first use
-/// all of them, later those other nodes stored (an item's id is above every id seen before, as
-/// item writes are serialized by [`Conn::lock_for_dedup`]).
+/// Brings the band index up to date before a write that stores items: at first use, every item
+/// of the window; later, the items other nodes stored since the index last looked (item writes
+/// are serialized by [`Conn::lock_for_dedup`], so every item above the highest id it has looked
+/// at is new to it).
 fn catch_up_band_index(conn: &mut dyn Conn, index: &mut BandIndex, since: i64) -> Result<(), StoreError> {
-    let rows = conn.query(
-        "SELECT id, first_seen, bands FROM items
-         WHERE id > ?1 AND first_seen >= ?2 AND bands IS NOT NULL AND hidden = 0 ORDER BY id",
-        values![index.newest_id(), since],
-    )?;
+    let rows = match index.newest_id() {
+        0 => conn.query(
+            "SELECT id, first_seen, bands FROM items
+             WHERE first_seen >= ?1 AND bands IS NOT NULL AND hidden = 0 ORDER BY first_seen, id",
+            values![since],
+        )?,
+        newest => conn.query(
+            "SELECT id, first_seen, bands FROM items
+             WHERE id > ?1 AND first_seen >= ?2 AND bands IS NOT NULL AND hidden = 0 ORDER BY id",
+            values![newest, since],
+        )?,
+    };
     for row in rows {
         if let Some(bands) = near::bands_from_bytes(&row.get::<Vec<u8>>(2)?) {
             index.insert(row.get(0)?, row.get(1)?, bands);
         }
     }
+    let newest: Option<i64> = conn.query_one("SELECT max(id) FROM items", &[])?.get(0)?;
+    index.looked_at(newest.unwrap_or(0));
     Ok(())
 }
 

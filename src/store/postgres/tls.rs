@@ -53,11 +53,13 @@ pub(super) fn parse(url: &str) -> Result<(Config, Tls), PostgresError> {
         };
         return Ok((config, Tls { mode, root_cert: None }));
     }
-    // The URL itself is never shown: it may hold the password.
-    let mut parsed = url::Url::parse(url).map_err(|e| invalid(format!("not a URL: {e}")))?;
+    // The URL itself is never shown: it may hold the password. Its query is read here (not the
+    // whole URL: libpq's `postgresql:///name?host=/run/postgresql` has no host part, which a URL
+    // parser refuses), and what tokio-postgres does not know is taken out.
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut tls = Tls { mode: Mode::Prefer, root_cert: None };
     let mut kept = Vec::new();
-    for (key, value) in parsed.query_pairs() {
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "sslmode" => {
                 tls.mode = match value.as_ref() {
@@ -76,10 +78,13 @@ pub(super) fn parse(url: &str) -> Result<(Config, Tls), PostgresError> {
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
     }
-    parsed.query_pairs_mut().clear().extend_pairs(&kept);
-    if kept.is_empty() {
-        parsed.set_query(None);
-    }
+    let parsed = match kept.is_empty() {
+        true => base.to_owned(),
+        false => format!(
+            "{base}?{}",
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&kept).finish()
+        ),
+    };
     let mut config: Config =
         parsed.as_str().parse().map_err(|e: tokio_postgres::Error| invalid(e.to_string()))?;
     config.ssl_mode(match tls.mode {
@@ -190,5 +195,9 @@ mod tests {
         let error =
             parse("postgresql://feedmill:s3cret@db.example/news?sslmode=sometimes").unwrap_err().to_string();
         assert!(error.contains("sslmode `sometimes`") && !error.contains("s3cret"), "{error}");
+        // A Unix socket, libpq's way: no host part, the socket's folder in `host`.
+        let (config, _) = parse("postgresql://feedmill@/news?host=/run/postgresql&sslmode=disable").unwrap();
+        assert_eq!(config.get_hosts(), [tokio_postgres::config::Host::Unix("/run/postgresql".into())]);
+        assert_eq!(super::super::describe(&config), "feedmill@/run/postgresql:5432/news");
     }
 }
