@@ -465,3 +465,20 @@ fn the_cluster_fetches_an_article_page_once() {
     }
     nodes.iter().for_each(Node::assert_quiet);
 }
+
+#[test]
+fn a_node_that_cannot_reach_the_database_reports_degraded() {
+    let Some(server) = Postgres::start() else { return };
+    let url = server.create_database("cluster");
+    let node = Node::start("node0", &url, "[defaults]\nfull_text = false\n");
+    let (status, _, body) = http_get(&format!("{}/healthz", node.base)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"node\":\"node0\""), "{body}");
+    drop(server);
+    let (status, _, body) = http_get(&format!("{}/healthz", node.base)).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("degraded") && body.contains("does not take writes"), "{body}");
+    // The node stays up (its polls fail until the database is back).
+    let mut node = node;
+    assert!(node.child.try_wait().unwrap().is_none(), "the node exited:\n{}", node.log());
+}
