@@ -11,6 +11,7 @@
 //! database's schema lives in `/migrations` (`/migrations/postgres`), applied in order at open.
 
 mod cluster;
+mod ingest;
 mod limits;
 pub mod postgres;
 mod queries;
