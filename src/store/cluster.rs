@@ -11,10 +11,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::queries::now;
+use super::queries::{now, POLL_STATE_COLUMNS};
 use super::sql::values;
 use super::{PollState, Store, StoreError};
-use crate::fetch::Validators;
 
 /// A node as the status page shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,24 +52,14 @@ impl Store {
                      AND (lease_until IS NULL OR lease_until < ?4)
                      AND (?5 = 1 OR ((next_poll_at IS NULL OR next_poll_at <= ?6)
                                      AND (not_before IS NULL OR not_before <= ?4))){})
-                 RETURNING etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to",
+                 RETURNING {POLL_STATE_COLUMNS}",
                 conn.skip_locked()
             );
             let row = conn.query_opt(
                 &sql,
                 values![source_id, &*node, stamp + claim.lease_secs, stamp, claim.force, claim.due_by],
             )?;
-            row.map(|row| {
-                Ok(PollState {
-                    validators: Validators { etag: row.get(0)?, last_modified: row.get(1)? },
-                    body_hash: row.get(2)?,
-                    not_before: row.get(3)?,
-                    error_count: row.get(4)?,
-                    moved_from: row.get(5)?,
-                    moved_to: row.get(6)?,
-                })
-            })
-            .transpose()
+            row.map(|row| PollState::from_row(&row, 0)).transpose()
         })
         .await
     }

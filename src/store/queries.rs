@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::ingest::{catch_up_band_index, store_candidate, Outcome};
-use super::sql::{values, Conn};
+use super::sql::{values, Conn, Row};
 use super::stories::{self, StoryRef, Translation};
 use super::{Store, StoreError};
 use crate::config::Source;
@@ -69,7 +69,23 @@ pub struct PollState {
     pub moved_to: Option<String>,
 }
 
+/// The columns of `sources` a [`PollState`] is read from, in [`PollState::from_row`]'s order.
+pub(super) const POLL_STATE_COLUMNS: &str =
+    "etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to";
+
 impl PollState {
+    /// The state in `row`'s columns from `first` on, selected as [`POLL_STATE_COLUMNS`].
+    pub(super) fn from_row(row: &Row, first: usize) -> Result<PollState, StoreError> {
+        Ok(PollState {
+            validators: Validators { etag: row.get(first)?, last_modified: row.get(first + 1)? },
+            body_hash: row.get(first + 2)?,
+            not_before: row.get(first + 3)?,
+            error_count: row.get(first + 4)?,
+            moved_from: row.get(first + 5)?,
+            moved_to: row.get(first + 6)?,
+        })
+    }
+
     /// The state after [`Store::commit_poll`] stored `success` (mirrors its UPDATE), for callers
     /// that keep states in memory between polls.
     pub fn after_success(&mut self, success: &PollSuccess) {
@@ -256,26 +272,8 @@ impl Store {
     /// source id.
     pub async fn poll_states(&self) -> Result<HashMap<i64, PollState>, StoreError> {
         self.read(move |conn| {
-            let rows = conn.query(
-                "SELECT id, etag, last_modified, body_hash, not_before, error_count, moved_from, moved_to
-                 FROM sources",
-                &[],
-            )?;
-            rows.iter()
-                .map(|row| {
-                    Ok((
-                        row.get(0)?,
-                        PollState {
-                            validators: Validators { etag: row.get(1)?, last_modified: row.get(2)? },
-                            body_hash: row.get(3)?,
-                            not_before: row.get(4)?,
-                            error_count: row.get(5)?,
-                            moved_from: row.get(6)?,
-                            moved_to: row.get(7)?,
-                        },
-                    ))
-                })
-                .collect()
+            let rows = conn.query(&format!("SELECT id, {POLL_STATE_COLUMNS} FROM sources"), &[])?;
+            rows.iter().map(|row| Ok((row.get(0)?, PollState::from_row(row, 1)?))).collect()
         })
         .await
     }
