@@ -14,7 +14,8 @@
 //! - [`extract`]: article page → clean body (site rules, generic extractor, sanitizer).
 //! - [`dedup`]: what makes two items the same article, or the same story.
 //! - [`store`]: SQLite (the default) or PostgreSQL behind one set of operations, through one
-//!   writer thread; reports gathered into stories and the best one published; for nodes sharing
+//!   writer thread; a poll's items checked against what is stored in a few set queries and
+//!   written together; reports gathered into stories and the best one published; for nodes sharing
 //!   a PostgreSQL database, leases on sources, heartbeats, cluster jobs and per-host limits.
 //! - [`publish`]: stored items → Atom, RSS 2.0, JSON Feed and story pages.
 //! - [`server`]: HTTP endpoints.

@@ -6,13 +6,17 @@
 //! blocks on the database and writes never contend. The writer commits in groups: it takes every write
 //! waiting in its queue (up to [`Conn::max_group`]), runs each in its own savepoint — one failing write
 //! rolls back alone — and commits them together, answering each caller only after that commit.
-//! A poll's items are one write, so they land together or not at all. Reads use a small pool of
+//! A poll's items are one write, so they land together or not at all: `ingest` takes them through
+//! the dedup layers, `known` reads what the store holds about all of them in a few set queries
+//! first, `pending` writes their new rows together, table by table. Reads use a small pool of
 //! connections (SQLite's WAL lets them read while the writer writes) on tokio's blocking pool. Each
 //! database's schema lives in `/migrations` (`/migrations/postgres`), applied in order at open.
 
 mod cluster;
 mod ingest;
+mod known;
 mod limits;
+mod pending;
 pub mod postgres;
 mod queries;
 pub(crate) mod sql;
@@ -48,7 +52,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error(transparent)]
     Connect(#[from] postgres::PostgresError),
     #[error("database: column {index} is {found}, not {expected}")]
@@ -261,7 +265,7 @@ fn write_loop(mut conn: Box<dyn Conn>, jobs: &mpsc::Receiver<WriteJob>, wrote: O
         let begin = conn.begin();
         let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
         let error = begin.and_then(|_| conn.commit()).err().map(|error| {
-            let _ = conn.batch("ROLLBACK");
+            let _ = conn.rollback();
             let message = error.to_string();
             tracing::error!(error = %message, "database commit failed");
             message
@@ -282,7 +286,12 @@ fn in_savepoint<T>(
     f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     if conn.max_group() == 1 {
-        return f(conn);
+        // Nothing of a failed write may be committed with the (empty) rest of its group.
+        return f(conn).or_else(|error| {
+            conn.rollback()?;
+            conn.begin()?;
+            Err(error)
+        });
     }
     conn.execute("SAVEPOINT write", &[])?;
     match f(conn) {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
 
-use super::ingest::{catch_up_band_index, store_candidate, Outcome};
+use super::ingest::store_poll;
 use super::sql::{values, Conn, Row};
 use super::stories::{self, StoryRef, Translation};
 use super::{Store, StoreError};
@@ -329,27 +329,9 @@ impl Store {
         let near_index = Arc::clone(&self.near_index);
         let counts = self
             .write(move |conn| {
-                let mut counts = CommitCounts::default();
-                if !candidates.is_empty() {
-                    conn.lock_for_dedup()?;
-                    let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
-                    let since = now() - dedup.window_secs;
-                    let index = match &mut *index {
-                        Some(index) => index,
-                        empty => empty.insert(BandIndex::default()),
-                    };
-                    catch_up_band_index(conn, index, since)?;
-                    index.expire(since);
-                    for candidate in &candidates {
-                        match store_candidate(conn, source_id, candidate, &dedup, index)? {
-                            Outcome::New => counts.new += 1,
-                            Outcome::Filtered => counts.filtered += 1,
-                            Outcome::Duplicate => counts.duplicate += 1,
-                            Outcome::Merged => counts.merged += 1,
-                            Outcome::Updated => counts.updated += 1,
-                        }
-                    }
-                }
+                let mut index = near_index.lock().unwrap_or_else(|p| p.into_inner());
+                let index = index.get_or_insert_with(BandIndex::default);
+                let counts = store_poll(conn, source_id, &candidates, &dedup, index)?;
                 if counts.new + counts.merged + counts.updated > 0 {
                     feeds_changed(conn)?;
                 }
@@ -649,7 +631,7 @@ impl Store {
 /// Tells every node sharing the database that what the feeds show changed (the write's commit
 /// publishes it).
 fn feeds_changed(conn: &mut dyn Conn) -> Result<(), StoreError> {
-    conn.execute("UPDATE feed_version SET version = version + 1 WHERE id = 1", &[]).map(drop)
+    conn.execute_later("UPDATE feed_version SET version = version + 1 WHERE id = 1", &[])
 }
 
 /// A successful poll's source state (one statement); the lease on the source ends.
@@ -664,7 +646,7 @@ fn store_success(
         None => (None, None, None),
     };
     let (moved_from, moved_to) = success.moved.clone().unzip();
-    conn.execute(
+    conn.execute_later(
         "UPDATE sources SET
             title = COALESCE(?2, title),
             etag = CASE WHEN CAST(?5 AS TEXT) IS NOT NULL THEN ?3 ELSE etag END,
@@ -689,8 +671,7 @@ fn store_success(
             moved_to,
             node,
         ],
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! The dialect is the common ground of both: parameters numbered `?1`, `?2`… (SQLite's own form;
 //! the PostgreSQL connection rewrites them to `$1`…), `ON CONFLICT … DO NOTHING/UPDATE`, 0/1
 //! integers for flags (compared as `hidden = 0`, never `NOT hidden`), Unix seconds for times.
-//! What differs — starting a write transaction, a new row's id, the database's size, giving
+//! What differs — starting a write transaction, reserving ids for new rows, the database's size, giving
 //! freed space back — is a method of [`Conn`], implemented by each database.
 
 use super::StoreError;
@@ -129,14 +129,42 @@ impl Row {
     }
 }
 
+/// The rows of one table that [`Conn::insert_later`] inserts together.
+#[derive(Debug)]
+pub struct Insert {
+    pub table: &'static str,
+    /// Each column's name and SQL type.
+    pub columns: &'static [(&'static str, &'static str)],
+    /// What follows the rows (` ON CONFLICT DO NOTHING`), if anything.
+    pub tail: &'static str,
+}
+
 /// A connection to one of the store's databases.
 pub trait Conn: Send {
     /// Runs a statement; returns how many rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError>;
+    /// Runs a write whose outcome nothing needs before the transaction commits. PostgreSQL sends
+    /// such writes together just before the connection's next statement (one round trip for all
+    /// of them), so a failure shows there or at the commit; SQLite runs it at once.
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<(), StoreError> {
+        self.execute(sql, params).map(drop)
+    }
+    /// Inserts rows into a table — `values` holds each row's values in the order of its
+    /// columns — as [`Conn::execute_later`] runs a write: as few statements as the database
+    /// makes fastest.
+    fn insert_later(&mut self, insert: &Insert, values: Vec<Value>) -> Result<(), StoreError>;
     /// Runs a query; returns every row.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
-    /// Runs an `INSERT` of one row into a table with an `id` column; returns the new row's id.
-    fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, StoreError>;
+    /// Runs queries that look up lists of keys (`IN (…)`), together: PostgreSQL sends them in one
+    /// round trip and plans each for its keys (a plan kept per statement could date from when a
+    /// table was small enough to read whole). Their parameters are never NULL.
+    fn lookup(&mut self, queries: &[(String, Vec<Value>)]) -> Result<Vec<Vec<Row>>, StoreError> {
+        queries.iter().map(|(sql, params)| self.query(sql, params)).collect()
+    }
+    /// `n` ids for rows of each of `tables` (their `id` column) that this transaction inserts
+    /// with explicit ids; no other insert gets them. Ids a transaction does not use may never be
+    /// handed out.
+    fn reserve_ids(&mut self, tables: &[&'static str], n: usize) -> Result<Vec<Vec<i64>>, StoreError>;
     /// Runs statements separated by `;`, without parameters.
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
     /// Most writes committed together in one transaction.
@@ -145,6 +173,10 @@ pub trait Conn: Send {
     fn begin(&mut self) -> Result<(), StoreError>;
     /// Commits it; the error says what to check.
     fn commit(&mut self) -> Result<(), StoreError>;
+    /// Undoes it.
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.batch("ROLLBACK")
+    }
     /// The database's size on disk, in bytes.
     fn size_bytes(&mut self) -> Result<i64, StoreError>;
     /// After many rows were deleted: gives the freed space back where the database does not do it

@@ -8,6 +8,7 @@
 //! queries read. Two stories found to be one (a report that is a near-duplicate of one and an
 //! edition of the other) are joined into the older, and the younger's id leads there.
 
+use super::known::Known;
 use super::queries::{now, Candidate};
 use super::sql::{values, Conn};
 use super::{Store, StoreError};
@@ -113,39 +114,34 @@ impl Store {
 }
 
 /// The story a new report joins: the one its body matched (`body_story`) and those of the
-/// editions it declares or that declare it, within the window (first seen since `since`),
-/// joined into the oldest. `None`: a story of its own.
+/// editions it declares or that declare it, within the window, joined into the oldest. `None`:
+/// a story of its own.
 pub(super) fn gather(
     conn: &mut dyn Conn,
+    known: &mut Known,
     c: &Candidate,
     body_story: Option<i64>,
-    since: i64,
 ) -> Result<Option<i64>, StoreError> {
     let mut found: Vec<i64> = body_story.into_iter().collect();
     for edition in &c.editions {
-        let declared = conn.query_opt(
-            "SELECT story_id FROM items WHERE canonical_link = ?1 AND first_seen >= ?2 AND story_id IS NOT NULL",
-            values![&edition.link, since],
-        )?;
-        if let Some(row) = declared {
-            found.push(row.get(0)?);
+        if let Some(item) = known.item_with_link(conn, &edition.link)? {
+            found.extend(item.story.filter(|_| known.in_window(item.first_seen)));
         }
     }
     if let Some(link) = &c.canonical_link {
-        let declaring = conn.query(
-            "SELECT i.story_id FROM item_alternates a JOIN items i ON i.id = a.item_id
-             WHERE a.link = ?1 AND i.first_seen >= ?2 AND i.story_id IS NOT NULL",
-            values![link, since],
-        )?;
-        for row in declaring {
-            found.push(row.get(0)?);
-        }
+        let declaring: Vec<(Option<i64>, i64)> =
+            known.declaring(conn, link)?.iter().map(|d| (d.story, d.first_seen)).collect();
+        found.extend(
+            declaring.into_iter().filter(|&(_, seen)| known.in_window(seen)).filter_map(|(story, _)| story),
+        );
     }
     found.sort_unstable();
     found.dedup();
     let Some((&target, others)) = found.split_first() else { return Ok(None) };
     for &other in others {
+        known.write_rows(conn)?;
         join(conn, target, other)?;
+        known.stories_changed();
     }
     Ok(Some(target))
 }
@@ -153,25 +149,19 @@ pub(super) fn gather(
 /// Moves every report of `other` into `target`, behind its published report.
 fn join(conn: &mut dyn Conn, target: i64, other: i64) -> Result<(), StoreError> {
     let published = published_of(conn, target)?;
-    conn.execute(
+    conn.execute_later(
         "UPDATE items SET story_id = ?1, duplicate_of = ?3 WHERE story_id = ?2",
         values![target, other, published],
     )?;
-    conn.execute(
+    conn.execute_later(
         "UPDATE stories SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2",
         values![target, other],
     )?;
-    conn.execute("UPDATE stories SET changed_at = ?2 WHERE id = ?1", values![target, now()])?;
-    Ok(())
-}
-
-/// A new story's id.
-pub(super) fn create(conn: &mut dyn Conn) -> Result<i64, StoreError> {
-    conn.insert("INSERT INTO stories DEFAULT VALUES", &[])
+    conn.execute_later("UPDATE stories SET changed_at = ?2 WHERE id = ?1", values![target, now()])
 }
 
 /// The story's published report.
-pub(super) fn published_of(conn: &mut dyn Conn, story: i64) -> Result<Option<i64>, StoreError> {
+fn published_of(conn: &mut dyn Conn, story: i64) -> Result<Option<i64>, StoreError> {
     match conn.query_opt(
         "SELECT id FROM items WHERE story_id = ?1 AND duplicate_of IS NULL ORDER BY id LIMIT 1",
         values![story],
@@ -181,75 +171,78 @@ pub(super) fn published_of(conn: &mut dyn Conn, story: i64) -> Result<Option<i64
     }
 }
 
-/// The language another page declared for `link`, for a report whose own page says none.
-pub(super) fn declared_language(
-    conn: &mut dyn Conn,
-    link: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    let Some(link) = link else { return Ok(None) };
-    match conn.query_opt(
-        "SELECT language FROM item_alternates WHERE link = ?1 AND language IS NOT NULL LIMIT 1",
-        values![link],
-    )? {
-        Some(row) => row.get(0),
-        None => Ok(None),
-    }
+/// A report of a story, as choosing the published one needs it.
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    pub id: i64,
+    /// Its source's priority.
+    pub priority: i64,
+    pub language: Option<String>,
+    /// The feed's date, else when it was first seen.
+    pub published: i64,
+    pub is_published: bool,
 }
 
-/// Stores the editions an item's page declares.
-pub(super) fn remember_editions(conn: &mut dyn Conn, item_id: i64, c: &Candidate) -> Result<(), StoreError> {
-    for edition in &c.editions {
-        conn.execute(
-            "INSERT INTO item_alternates (item_id, link, language) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            values![item_id, &edition.link, edition.language.as_deref()],
-        )?;
-    }
-    Ok(())
+/// The story's visible reports.
+pub(super) fn members(conn: &mut dyn Conn, story: i64) -> Result<Vec<Member>, StoreError> {
+    conn.query(
+        "SELECT i.id, s.priority, i.language, COALESCE(i.published, i.first_seen), i.duplicate_of IS NULL
+         FROM items i JOIN sources s ON s.id = i.source_id WHERE i.story_id = ?1 AND i.hidden = 0",
+        values![story],
+    )?
+    .iter()
+    .map(|row| {
+        Ok(Member {
+            id: row.get(0)?,
+            priority: row.get(1)?,
+            language: row.get(2)?,
+            published: row.get(3)?,
+            is_published: row.get(4)?,
+        })
+    })
+    .collect()
 }
 
-/// Makes the story's best report the published one: the highest source priority, then the
-/// earliest of `languages`, then the earliest published (the feed's date, else first seen).
-/// A change of published report marks the story changed. Returns the published report.
+/// Makes the story's best report the published one (see [`best`] and [`publish`]); returns it.
 pub(super) fn publish_best(
     conn: &mut dyn Conn,
     story: i64,
     languages: &[String],
 ) -> Result<Option<i64>, StoreError> {
-    let members = conn
-        .query(
-            "SELECT i.id, s.priority, i.language, COALESCE(i.published, i.first_seen), i.duplicate_of IS NULL
-             FROM items i JOIN sources s ON s.id = i.source_id WHERE i.story_id = ?1 AND i.hidden = 0",
-            values![story],
-        )?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.get::<i64>(0)?,
-                row.get::<i64>(1)?,
-                row.get::<Option<String>>(2)?,
-                row.get::<i64>(3)?,
-                row.get::<bool>(4)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    let best = members
-        .iter()
-        .min_by_key(|(id, priority, lang, published, _)| {
-            (-priority, language::rank(lang.as_deref(), languages), *published, *id)
-        })
-        .map(|m| m.0);
-    let Some(best) = best else { return Ok(None) };
-    let current: Vec<i64> = members.iter().filter(|m| m.4).map(|m| m.0).collect();
+    let members = members(conn, story)?;
+    let Some(best) = best(&members, languages) else { return Ok(None) };
+    publish(conn, story, &members, best)?;
+    Ok(Some(best))
+}
+
+/// The report a story publishes: the highest source priority, then the earliest of `languages`,
+/// then the earliest published (the feed's date, else first seen).
+pub(super) fn best<'a>(members: impl IntoIterator<Item = &'a Member>, languages: &[String]) -> Option<i64> {
+    members
+        .into_iter()
+        .min_by_key(|m| (-m.priority, language::rank(m.language.as_deref(), languages), m.published, m.id))
+        .map(|m| m.id)
+}
+
+/// Makes `best` the story's published report, unless of its stored `members` it is already
+/// the only one; a change of published report marks the story changed.
+pub(super) fn publish(
+    conn: &mut dyn Conn,
+    story: i64,
+    members: &[Member],
+    best: i64,
+) -> Result<(), StoreError> {
+    let current: Vec<i64> = members.iter().filter(|m| m.is_published).map(|m| m.id).collect();
     if current != [best] {
-        conn.execute(
+        conn.execute_later(
             "UPDATE items SET duplicate_of = CASE id WHEN ?2 THEN NULL ELSE ?2 END WHERE story_id = ?1",
             values![story, best],
         )?;
         if !current.is_empty() {
-            conn.execute("UPDATE stories SET changed_at = ?2 WHERE id = ?1", values![story, now()])?;
+            conn.execute_later("UPDATE stories SET changed_at = ?2 WHERE id = ?1", values![story, now()])?;
         }
     }
-    Ok(Some(best))
+    Ok(())
 }
 
 /// Picks the published report of every story of several reports again (after the sources'

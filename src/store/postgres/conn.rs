@@ -1,31 +1,48 @@
-//! The store on PostgreSQL: [`Conn`] over a connection of the synchronous `postgres` client (the
-//! store's writer and readers are threads, not tasks), and [`Store::connect`].
+//! The store on PostgreSQL: [`Conn`] over a `tokio-postgres` connection driven by a runtime of
+//! its own (the store's writer and readers are threads, not tasks), and [`Store::connect`].
 //!
 //! Statements are prepared once per connection and kept by their text; the store's `?N`
 //! parameters become PostgreSQL's `$N`. [`Value`] converts to and from whatever type the column
-//! or parameter has (a flag is an INTEGER column here, a count a BIGINT). A connection whose
-//! server went away is replaced: the writer reconnects at its next transaction, the read pool
-//! drops it.
+//! or parameter has (a flag is an INTEGER column here, a count a BIGINT). Writes handed to
+//! [`Conn::execute_later`] wait in the connection and go out together, pipelined, just before
+//! its next statement: many writes then cost one network round trip instead of one each. A
+//! connection whose server went away is replaced: the writer reconnects at its next
+//! transaction, the read pool drops it.
 
 use std::collections::HashMap;
 use std::error::Error;
 
-use ::postgres::types::{FromSql, IsNull, ToSql, Type};
-use ::postgres::{Client, Statement};
 use bytes::BytesMut;
+use std::future::Future;
+
+use futures_util::future::{try_join, try_join_all, Either};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{Client, Statement};
 
 use super::{describe, tls, PostgresError};
-use crate::store::sql::{Conn, Row, Value};
+use crate::store::sql::{Conn, Insert, Row, Value};
 use crate::store::{ReadPool, Store, StoreError};
 
 /// The advisory lock writes that store items take (any constant every node agrees on: "dedup" in
 /// ASCII); see [`Conn::lock_for_dedup`].
 const DEDUP_LOCK: i64 = 0x64_6564_7570;
 
+/// A write not sent yet.
+enum Pending {
+    Statement(Statement, Vec<Value>),
+    /// An insert of many rows: the values of each column, as arrays.
+    Columns(Statement, Vec<Vec<Value>>),
+}
+
 /// A connection and what it needs to reconnect.
 pub(in crate::store) struct PgConn {
+    /// Drives the connection while a statement runs (`block_on`).
+    runtime: Runtime,
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Writes not sent yet ([`Conn::execute_later`], [`Conn::insert_later`]).
+    pending: Vec<Pending>,
     url: String,
     /// `user@host:port/name`, for messages.
     database: String,
@@ -56,10 +73,31 @@ impl PgConn {
         let (config, tls) = tls::parse(url)?;
         let database = describe(&config);
         let connector = tls.connector(&database)?;
-        let client = ::postgres::Config::from(config)
-            .connect(connector)
-            .map_err(|source| PostgresError::Connect { database: database.clone(), source })?;
-        Ok(PgConn { client, statements: HashMap::new(), url: url.to_owned(), database })
+        let connect_failed = |source| PostgresError::Connect { database: database.clone(), source };
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| {
+                PostgresError::Runtime { database: database.clone(), problem: error.to_string() }
+            })?;
+        let (client, connection) = runtime.block_on(config.connect(connector)).map_err(connect_failed)?;
+        let name = database.clone();
+        runtime.spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(database = %name, "PostgreSQL connection ended: {error}");
+            }
+        });
+        // Article bodies are compressed with LZ4 where the server has it: several times faster
+        // than the default (pglz), which took most of an item's insert (BENCHMARKS.md).
+        if let Err(error) = runtime.block_on(client.batch_execute("SET default_toast_compression = lz4")) {
+            tracing::debug!(database = %database, "LZ4 compression unavailable, keeping the default: {error}");
+        }
+        Ok(PgConn {
+            runtime,
+            client,
+            statements: HashMap::new(),
+            pending: Vec::new(),
+            url: url.to_owned(),
+            database,
+        })
     }
 
     /// The prepared statement for `sql` (in the store's dialect).
@@ -67,15 +105,37 @@ impl PgConn {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(&numbered_parameters(sql))?;
+        let statement = self.runtime.block_on(self.client.prepare(&numbered_parameters(sql)))?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
 
-    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<::postgres::Row>, StoreError> {
-        let statement = self.statement(sql)?;
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        Ok(self.client.query(&statement, &params)?)
+    /// Runs what `make` sends on the connection, after the writes waiting to be sent and in the
+    /// same round trip: they go out first, all at once, and a failure of any is the result.
+    fn send<'a, T, F>(&'a mut self, make: impl FnOnce(&'a Client) -> F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, tokio_postgres::Error>> + 'a,
+    {
+        let pending = std::mem::take(&mut self.pending);
+        let client = &self.client;
+        let writes = try_join_all(pending.iter().map(|write| match write {
+            Pending::Statement(statement, params) => {
+                Either::Left(client.execute_raw(statement, params.iter()))
+            }
+            Pending::Columns(statement, columns) => {
+                Either::Right(client.execute_raw(statement, columns.iter()))
+            }
+        }));
+        let (_, value) = self.runtime.block_on(try_join(writes, make(client)))?;
+        Ok(value)
+    }
+
+    /// Sends the writes waiting to be sent.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.send(|_| async { Ok(()) })
     }
 }
 
@@ -97,27 +157,72 @@ fn numbered_parameters(sql: &str) -> String {
 impl Conn for PgConn {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError> {
         let statement = self.statement(sql)?;
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        let changed = self.client.execute(&statement, &params)?;
+        let changed = self.send(|client| client.execute_raw(&statement, params.iter()))?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let rows = self.rows(sql, params)?;
-        rows.iter()
-            .map(|row| (0..row.len()).map(|i| row.try_get::<_, Value>(i)).collect::<Result<_, _>>().map(Row))
-            .collect::<Result<_, _>>()
-            .map_err(StoreError::from)
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<(), StoreError> {
+        let statement = self.statement(sql)?;
+        self.pending.push(Pending::Statement(statement, params.to_vec()));
+        Ok(())
     }
 
-    fn insert(&mut self, sql: &str, params: &[Value]) -> Result<i64, StoreError> {
-        let rows = self.rows(&format!("{sql} RETURNING id"), params)?;
-        let row = rows.first().ok_or(StoreError::NoRow)?;
-        Ok(row.try_get(0)?)
+    fn insert_later(&mut self, insert: &Insert, values: Vec<Value>) -> Result<(), StoreError> {
+        // One statement for any number of rows: each column's values as an array, unnested.
+        let width = insert.columns.len();
+        let names: Vec<&str> = insert.columns.iter().map(|(name, _)| *name).collect();
+        let arrays: Vec<String> = insert
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty))| format!("CAST(?{} AS {ty}[])", i + 1))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}){}",
+            insert.table,
+            names.join(", "),
+            arrays.join(", "),
+            insert.tail
+        );
+        let statement = self.statement(&sql)?;
+        let mut columns: Vec<Vec<Value>> =
+            (0..width).map(|_| Vec::with_capacity(values.len() / width)).collect();
+        for (i, value) in values.into_iter().enumerate() {
+            columns[i % width].push(value);
+        }
+        self.pending.push(Pending::Columns(statement, columns));
+        Ok(())
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let rows = self.send(|client| client.query(&statement, &params))?;
+        store_rows(&rows)
+    }
+
+    fn lookup(&mut self, queries: &[(String, Vec<Value>)]) -> Result<Vec<Vec<Row>>, StoreError> {
+        // Unnamed statements, each parsed and planned for its parameters, all in one round trip.
+        let queries: Vec<(String, Vec<TypedParam>)> = queries
+            .iter()
+            .map(|(sql, params)| (numbered_parameters(sql), params.iter().map(typed).collect()))
+            .collect();
+        let answers = self.send(|client| {
+            try_join_all(queries.iter().map(|(sql, params)| client.query_typed(sql, params)))
+        })?;
+        answers.iter().map(|rows| store_rows(rows)).collect()
+    }
+
+    fn reserve_ids(&mut self, tables: &[&'static str], n: usize) -> Result<Vec<Vec<i64>>, StoreError> {
+        let sequences: Vec<String> =
+            tables.iter().map(|table| format!("nextval(pg_get_serial_sequence('{table}', 'id'))")).collect();
+        let sql = format!("SELECT {} FROM generate_series(1, CAST(?1 AS BIGINT))", sequences.join(", "));
+        let rows = self.query(&sql, &[Value::Int(i64::try_from(n).unwrap_or(i64::MAX))])?;
+        (0..tables.len()).map(|column| rows.iter().map(|row| row.get(column)).collect()).collect()
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client.batch_execute(sql)?)
+        self.send(|client| client.batch_execute(sql))
     }
 
     fn max_group(&self) -> usize {
@@ -133,17 +238,25 @@ impl Conn for PgConn {
             tracing::warn!(database = %self.database, "the connection to the database was lost; reconnecting");
             *self = PgConn::open(&self.url)?;
         }
-        self.batch("BEGIN")
+        // Sent with the transaction's first statement.
+        self.pending.clear();
+        self.execute_later("BEGIN", &[])
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        self.client
-            .batch_execute("COMMIT")
-            .map_err(|error| StoreError::Commit(format!("{}: commit failed: {error}", self.database)))
+        let database = self.database.clone();
+        self.batch("COMMIT")
+            .map_err(|error| StoreError::Commit(format!("{database}: commit failed: {error}")))
+    }
+
+    fn rollback(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.batch("ROLLBACK")
     }
 
     fn size_bytes(&mut self) -> Result<i64, StoreError> {
-        Ok(self.client.query_one("SELECT pg_database_size(current_database())", &[])?.try_get(0)?)
+        let rows = self.query("SELECT pg_database_size(current_database())", &[])?;
+        rows.first().ok_or(StoreError::NoRow)?.get(0)
     }
 
     fn release_space(&mut self) -> Result<(), StoreError> {
@@ -152,7 +265,7 @@ impl Conn for PgConn {
     }
 
     fn close(&mut self) -> Result<(), StoreError> {
-        Ok(())
+        self.flush()
     }
 
     fn skip_locked(&self) -> &'static str {
@@ -160,12 +273,35 @@ impl Conn for PgConn {
     }
 
     fn lock_for_dedup(&mut self) -> Result<(), StoreError> {
-        self.execute("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(DEDUP_LOCK)]).map(drop)
+        // Taken when the next statement goes out, before it runs.
+        self.execute_later("SELECT pg_advisory_xact_lock(?1)", &[Value::Int(DEDUP_LOCK)])
     }
 
     fn is_broken(&self) -> bool {
         self.client.is_closed()
     }
+}
+
+/// A parameter with the type PostgreSQL is to read it as.
+type TypedParam<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// A lookup's parameter with the type PostgreSQL is to read it as.
+fn typed(value: &Value) -> TypedParam<'_> {
+    let ty = match value {
+        Value::Int(_) => Type::INT8,
+        Value::Real(_) => Type::FLOAT8,
+        Value::Blob(_) => Type::BYTEA,
+        Value::Text(_) | Value::Null => Type::TEXT,
+    };
+    (value as &(dyn ToSql + Sync), ty)
+}
+
+/// The driver's rows as the store's.
+fn store_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Row>, StoreError> {
+    rows.iter()
+        .map(|row| (0..row.len()).map(|i| row.try_get::<_, Value>(i)).collect::<Result<_, _>>().map(Row))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::from)
 }
 
 type BoxedError = Box<dyn Error + Sync + Send>;
@@ -195,7 +331,7 @@ impl ToSql for Value {
         true
     }
 
-    ::postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl<'a> FromSql<'a> for Value {

@@ -36,6 +36,8 @@ pub enum PostgresError {
     Url(String),
     #[error("{database}: TLS: {problem}")]
     Tls { database: String, problem: String },
+    #[error("{database}: cannot start the connection's runtime: {problem}")]
+    Runtime { database: String, problem: String },
     #[error("{database}: cannot connect")]
     Connect { database: String, source: tokio_postgres::Error },
     #[error("{database}: cannot apply migration {migration}")]
