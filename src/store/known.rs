@@ -1,9 +1,9 @@
 //! What the store already holds about a poll's candidates — their GUIDs, tombstones, the items
 //! under their links and fingerprints, the editions that name them, their near-duplicates'
 //! texts — read for all candidates at once, one query per kind, before the poll's items are
-//! stored, and kept current as they are. A poll of 50 candidates then costs a handful of round
-//! trips to the database instead of ten per candidate, which is what PostgreSQL's network round
-//! trips make of the difference; SQLite reads less too.
+//! stored, and kept current as they are. A poll of 50 candidates then costs three queries
+//! instead of about ten per candidate: on PostgreSQL, where each is a network round trip, that
+//! was most of a poll's time.
 //!
 //! Every lookup is a cache: a key the first reads did not cover (an edition link met later, a
 //! band neighbour stored by this poll) is read then, and an entry a write may have made stale
