@@ -122,8 +122,8 @@ impl Lookup {
                  WHERE first_seen >= ?1 AND story_id IS NOT NULL AND id IN ({keys})"
             }
             Lookup::Members => {
-                "SELECT i.story_id, i.id, s.priority, i.language, COALESCE(i.published, i.first_seen),
-                        i.duplicate_of IS NULL
+                "SELECT i.id, s.priority, i.language, COALESCE(i.published, i.first_seen),
+                        i.duplicate_of IS NULL, i.story_id
                  FROM items i JOIN sources s ON s.id = i.source_id WHERE i.hidden = 0 AND i.story_id IN ({keys})"
             }
             Lookup::Priority => "SELECT id, priority FROM sources WHERE id IN ({keys})",
@@ -304,18 +304,9 @@ impl Known {
                 for key in numbers() {
                     self.members.entry(key).or_default();
                 }
-                let mut found: HashMap<i64, Vec<Member>> = HashMap::new();
                 for row in rows {
-                    let member = Member {
-                        id: row.get(1)?,
-                        priority: row.get(2)?,
-                        language: row.get(3)?,
-                        published: row.get(4)?,
-                        is_published: row.get(5)?,
-                    };
-                    found.entry(row.get(0)?).or_default().push(member);
+                    self.members.entry(row.get(5)?).or_default().push(Member::from_row(&row)?);
                 }
-                self.members.extend(found);
             }
             Lookup::Priority => {
                 for row in rows {

@@ -10,7 +10,7 @@
 
 use super::known::Known;
 use super::queries::{now, Candidate};
-use super::sql::{values, Conn};
+use super::sql::{values, Conn, Row};
 use super::{Store, StoreError};
 use crate::language;
 
@@ -191,7 +191,14 @@ pub(super) fn members(conn: &mut dyn Conn, story: i64) -> Result<Vec<Member>, St
         values![story],
     )?
     .iter()
-    .map(|row| {
+    .map(Member::from_row)
+    .collect()
+}
+
+impl Member {
+    /// A report from a row whose first columns are `i.id, s.priority, i.language,
+    /// COALESCE(i.published, i.first_seen), i.duplicate_of IS NULL` (items `i`, sources `s`).
+    pub(super) fn from_row(row: &Row) -> Result<Member, StoreError> {
         Ok(Member {
             id: row.get(0)?,
             priority: row.get(1)?,
@@ -199,8 +206,7 @@ pub(super) fn members(conn: &mut dyn Conn, story: i64) -> Result<Vec<Member>, St
             published: row.get(3)?,
             is_published: row.get(4)?,
         })
-    })
-    .collect()
+    }
 }
 
 /// Makes the story's best report the published one (see [`best`] and [`publish`]); returns it.
