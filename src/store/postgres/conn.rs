@@ -41,6 +41,8 @@ pub(in crate::store) struct PgConn {
     runtime: Runtime,
     client: Client,
     statements: HashMap<String, Statement>,
+    /// The sequence that numbers each table's ids ([`Conn::reserve_ids`]).
+    sequences: HashMap<&'static str, String>,
     /// Writes not sent yet ([`Conn::execute_later`], [`Conn::insert_later`]).
     pending: Vec<Pending>,
     url: String,
@@ -94,6 +96,7 @@ impl PgConn {
             runtime,
             client,
             statements: HashMap::new(),
+            sequences: HashMap::new(),
             pending: Vec::new(),
             url: url.to_owned(),
             database,
@@ -214,8 +217,22 @@ impl Conn for PgConn {
     }
 
     fn reserve_ids(&mut self, tables: &[&'static str], n: usize) -> Result<Vec<Vec<i64>>, StoreError> {
-        let sequences: Vec<String> =
-            tables.iter().map(|table| format!("nextval(pg_get_serial_sequence('{table}', 'id'))")).collect();
+        let mut sequences = Vec::with_capacity(tables.len());
+        for table in tables {
+            let sequence = match self.sequences.get(table) {
+                Some(sequence) => sequence.clone(),
+                None => {
+                    // Looked up once: named in the statement, it is resolved once per statement
+                    // instead of once per id.
+                    let rows =
+                        self.query("SELECT pg_get_serial_sequence(?1, 'id')", &[Value::from(*table)])?;
+                    let sequence: String = rows.first().ok_or(StoreError::NoRow)?.get(0)?;
+                    self.sequences.insert(table, sequence.clone());
+                    sequence
+                }
+            };
+            sequences.push(format!("nextval('{}')", sequence.replace('\'', "''")));
+        }
         let sql = format!("SELECT {} FROM generate_series(1, CAST(?1 AS BIGINT))", sequences.join(", "));
         let rows = self.query(&sql, &[Value::Int(i64::try_from(n).unwrap_or(i64::MAX))])?;
         (0..tables.len()).map(|column| rows.iter().map(|row| row.get(column)).collect()).collect()
