@@ -41,10 +41,13 @@ pub struct Claim {
 impl Store {
     /// Takes the lease on a source for this store's node if it is due and no other node holds it;
     /// returns the source's poll state as the database has it. `None`: not due, or polled by
-    /// another node now.
+    /// another node now. The claim commits by itself on a read connection, as the per-host
+    /// limits do, instead of queueing behind the writer's item commits: a claim that reads the
+    /// row before this node's last outcome for it is committed finds the lease still held, and
+    /// skips.
     pub async fn claim(&self, source_id: i64, claim: Claim) -> Result<Option<PollState>, StoreError> {
         let node = self.node.clone();
-        self.write(move |conn| {
+        self.read(move |conn| {
             let stamp = now();
             let sql = format!(
                 "UPDATE sources SET lease_node = ?2, lease_until = ?3

@@ -61,8 +61,15 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let writer = PgConn::open(&url)?;
             let name = writer.database.clone();
-            let readers =
-                ReadPool::new(Box::new(move || Ok(Box::new(PgConn::open(&url)?) as Box<dyn Conn>)))?;
+            // What the read connections write is the cluster's coordination — leases, hosts'
+            // slots and turns, page claims ([`Store::claim`], `store/limits.rs`) — which a crash
+            // of the server may forget at no cost (a source or page is fetched once more), so
+            // they commit without waiting for the disk.
+            let readers = ReadPool::new(Box::new(move || {
+                let mut reader = PgConn::open(&url)?;
+                reader.batch("SET synchronous_commit = off")?;
+                Ok(Box::new(reader) as Box<dyn Conn>)
+            }))?;
             Store::start(Box::new(writer), readers, None, name)
         })
         .await
