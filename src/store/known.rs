@@ -485,6 +485,11 @@ impl Known {
         self.pending.write(conn)
     }
 
+    /// How many new items' rows are held back.
+    pub fn rows_held(&self) -> usize {
+        self.pending.items()
+    }
+
     /// Whether an item of `story` is among the rows held back.
     pub fn has_rows_of(&self, story: i64) -> bool {
         self.pending_stories.contains(&story)

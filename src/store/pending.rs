@@ -85,6 +85,11 @@ impl PendingRows {
         self.values[table as usize].extend_from_slice(row);
     }
 
+    /// How many item rows are held back.
+    pub fn items(&self) -> usize {
+        self.values[Table::Items as usize].len() / Table::Items.insert().columns.len()
+    }
+
     /// Hands every row held back to `conn` ([`Conn::insert_later`]), table by table.
     pub fn write(&mut self, conn: &mut dyn Conn) -> Result<(), StoreError> {
         for table in Table::IN_ORDER {

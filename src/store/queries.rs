@@ -828,14 +828,25 @@ mod tests {
     #[tokio::test]
     async fn one_poll_deduplicates_within_itself_as_against_the_store() {
         // What the store knows is read once per poll and kept current as the poll stores: a
-        // poll's later items must meet its earlier ones in every layer.
+        // poll's later items must meet its earlier ones in every layer — also when the earlier
+        // ones' rows went to the database before the later ones came (after `SEND_EVERY` items).
+        for fillers in [0, super::super::ingest::SEND_EVERY - 1] {
+            poll_meets_itself(fillers).await;
+        }
+    }
+
+    /// One poll that repeats its first story in every dedup layer, after `fillers` other items.
+    async fn poll_meets_itself(fillers: usize) {
         let (_dir, store, ids) = store().await;
         let ok = PollSuccess { status: 200, ..Default::default() };
         let edited = format!("Kyiv • UNN. {STORY} Air defence shot down most of the drones.");
         let mut corrected = story("1", "https://a.example/1", STORY);
         corrected.title = "title 1, corrected".into();
         corrected.feed_hash = "h-1-corrected".into();
-        let poll = vec![
+        let mut poll: Vec<Candidate> = (0..fillers)
+            .map(|n| candidate(&format!("f{n}"), &format!("https://f.example/{n}"), 20))
+            .collect();
+        poll.extend([
             story("1", "https://a.example/1", STORY),
             // The same body under another link: merged.
             story("2", "https://a.example/2", &STORY.to_uppercase()),
@@ -846,18 +857,20 @@ mod tests {
             // The first link under another GUID: a duplicate.
             story("4", "https://a.example/1", STORY),
             story("5", "https://a.example/5", OTHER),
-        ];
+        ]);
         let counts = store.commit_poll(ids["a"], poll, ok).await.unwrap();
         assert_eq!(
             counts,
-            CommitCounts { new: 3, merged: 1, updated: 1, duplicate: 1, ..Default::default() }
+            CommitCounts { new: 3 + fillers, merged: 1, updated: 1, duplicate: 1, ..Default::default() }
         );
-        let entries = store.entries(FeedScope::All, 10, None).await.unwrap().unwrap();
-        let mut titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).collect();
+        let not_filler = |title: &&str| !title.starts_with("title f");
+        let entries = store.entries(FeedScope::All, 100, None).await.unwrap().unwrap();
+        assert_eq!(entries.len(), 2 + fillers);
+        let mut titles: Vec<&str> = entries.iter().map(|e| e.title.as_str()).filter(not_filler).collect();
         titles.sort_unstable();
         assert_eq!(titles, vec!["title 3", "title 5"], "one entry per story, the earliest report published");
-        let own = store.entries(FeedScope::Source("a".into()), 10, None).await.unwrap().unwrap();
-        let mut titles: Vec<&str> = own.iter().map(|e| e.title.as_str()).collect();
+        let own = store.entries(FeedScope::Source("a".into()), 100, None).await.unwrap().unwrap();
+        let mut titles: Vec<&str> = own.iter().map(|e| e.title.as_str()).filter(not_filler).collect();
         titles.sort_unstable();
         assert_eq!(titles, vec!["title 1, corrected", "title 2", "title 3", "title 5"]);
     }

@@ -165,6 +165,12 @@ pub trait Conn: Send {
     /// with explicit ids; no other insert gets them. Ids a transaction does not use may never be
     /// handed out.
     fn reserve_ids(&mut self, tables: &[&'static str], n: usize) -> Result<Vec<Vec<i64>>, StoreError>;
+    /// Starts sending the writes held back ([`Conn::execute_later`], [`Conn::insert_later`])
+    /// without waiting for them: the database works on them while the caller goes on. Their
+    /// failure is the next statement's.
+    fn send_now(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Runs statements separated by `;`, without parameters.
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
     /// Most writes committed together in one transaction.

@@ -5,12 +5,16 @@
 //! parameters become PostgreSQL's `$N`. [`Value`] converts to and from whatever type the column
 //! or parameter has (a flag is an INTEGER column here, a count a BIGINT). Writes handed to
 //! [`Conn::execute_later`] wait in the connection and go out together, pipelined, just before
-//! its next statement: many writes then cost one network round trip instead of one each. A
+//! its next statement: many writes then cost one network round trip instead of one each.
+//! [`Conn::send_now`] sends them at once, their answers read with the next statement's. A
 //! connection whose server went away is replaced: the writer reconnects at its next
 //! transaction, the read pool drops it.
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
 use std::future::Future;
@@ -35,16 +39,21 @@ enum Pending {
     Columns(Statement, Vec<Vec<Value>>),
 }
 
+/// A write on its way: sent, its answer not read yet ([`Conn::send_now`]).
+type InFlight = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send>>;
+
 /// A connection and what it needs to reconnect.
 pub(in crate::store) struct PgConn {
     /// Drives the connection while a statement runs (`block_on`).
     runtime: Runtime,
-    client: Client,
+    client: Arc<Client>,
     statements: HashMap<String, Statement>,
     /// The sequence that numbers each table's ids ([`Conn::reserve_ids`]).
     sequences: HashMap<&'static str, String>,
     /// Writes not sent yet ([`Conn::execute_later`], [`Conn::insert_later`]).
     pending: Vec<Pending>,
+    /// Writes sent whose answers are read with the next statement's.
+    in_flight: Vec<InFlight>,
     url: String,
     /// `user@host:port/name`, for messages.
     database: String,
@@ -101,10 +110,11 @@ impl PgConn {
         }
         Ok(PgConn {
             runtime,
-            client,
+            client: Arc::new(client),
             statements: HashMap::new(),
             sequences: HashMap::new(),
             pending: Vec::new(),
+            in_flight: Vec::new(),
             url: url.to_owned(),
             database,
         })
@@ -127,7 +137,8 @@ impl PgConn {
         F: Future<Output = Result<T, tokio_postgres::Error>> + 'a,
     {
         let pending = std::mem::take(&mut self.pending);
-        let client = &self.client;
+        let in_flight = try_join_all(std::mem::take(&mut self.in_flight));
+        let client = &*self.client;
         let writes = try_join_all(pending.iter().map(|write| match write {
             Pending::Statement(statement, params) => {
                 Either::Left(client.execute_raw(statement, params.iter()))
@@ -136,13 +147,13 @@ impl PgConn {
                 Either::Right(client.execute_raw(statement, columns.iter()))
             }
         }));
-        let (_, value) = self.runtime.block_on(try_join(writes, make(client)))?;
+        let (_, (_, value)) = self.runtime.block_on(try_join(in_flight, try_join(writes, make(client))))?;
         Ok(value)
     }
 
     /// Sends the writes waiting to be sent.
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.in_flight.is_empty() {
             return Ok(());
         }
         self.send(|_| async { Ok(()) })
@@ -201,6 +212,30 @@ impl Conn for PgConn {
             columns[i % width].push(value);
         }
         self.pending.push(Pending::Columns(statement, columns));
+        Ok(())
+    }
+
+    fn send_now(&mut self) -> Result<(), StoreError> {
+        for write in std::mem::take(&mut self.pending) {
+            let client = Arc::clone(&self.client);
+            let mut write: InFlight = match write {
+                Pending::Statement(statement, params) => {
+                    Box::pin(async move { client.execute_raw(&statement, params.iter()).await })
+                }
+                Pending::Columns(statement, columns) => {
+                    Box::pin(async move { client.execute_raw(&statement, columns.iter()).await })
+                }
+            };
+            // Polled once, the write is queued to the connection; its answer is read later.
+            match write.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(result) => {
+                    result?;
+                }
+                Poll::Pending => self.in_flight.push(write),
+            }
+        }
+        // One turn of the runtime: the connection writes what is queued to the socket.
+        self.runtime.block_on(tokio::task::yield_now());
         Ok(())
     }
 
@@ -264,6 +299,7 @@ impl Conn for PgConn {
         }
         // Sent with the transaction's first statement.
         self.pending.clear();
+        self.in_flight.clear();
         self.execute_later("BEGIN", &[])
     }
 
@@ -275,6 +311,7 @@ impl Conn for PgConn {
 
     fn rollback(&mut self) -> Result<(), StoreError> {
         self.pending.clear();
+        self.in_flight.clear();
         self.batch("ROLLBACK")
     }
 
