@@ -8,8 +8,30 @@
 //! the items other nodes stored before each write that stores items.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::near::BANDS;
+
+/// Hashes band keys, which are hashes already: one multiply spreads a key over the table's bits
+/// (SipHash, the default, would hash it again).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, key: u32) {
+        self.0 = u64::from(key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
 
 /// One indexed item.
 struct Slot {
@@ -22,7 +44,7 @@ struct Slot {
 #[derive(Default)]
 pub struct BandIndex {
     /// Band key → sequence number of the newest item with it.
-    keys: HashMap<u32, u64>,
+    keys: HashMap<u32, u64, BuildHasherDefault<KeyHasher>>,
     /// Indexed items, oldest first; `slots[i]` has sequence number `first + i`.
     slots: VecDeque<Slot>,
     first: u64,
