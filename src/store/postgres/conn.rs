@@ -226,7 +226,9 @@ impl Conn for PgConn {
                     Box::pin(async move { client.execute_raw(&statement, columns.iter()).await })
                 }
             };
-            // Polled once, the write is queued to the connection; its answer is read later.
+            // Polled once, the write is queued to the connection (tokio-postgres sends a request
+            // at its first poll); its answer is read with the next statement's. One not queued
+            // yet would go out with the next statement, in order, as without `send_now`.
             match write.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
                 Poll::Ready(result) => {
                     result?;
