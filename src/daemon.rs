@@ -154,6 +154,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: config.server.listen.clone(), source })?;
+    if config.storage.database.is_some() {
+        // Node names are unique: by default the host and the port, which no other live process
+        // listens on, as this one now does.
+        match store.release_own_leases().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "gave back the leases an earlier run of this node held"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot give back this node's earlier leases; they run out by themselves")
+            }
+        }
+    }
     let state = Arc::new(AppState::new(store.clone(), &config));
     let server = tokio::spawn(server::serve(listener, Arc::clone(&state), shutdown.clone()));
     tokio::spawn(retention(store.clone(), config.storage.clone(), shutdown.clone()));

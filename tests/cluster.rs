@@ -117,6 +117,45 @@ fn sleep_until(t: f64) {
     }
 }
 
+#[test]
+fn a_node_restarted_after_a_kill_takes_its_own_leases_back_at_once() {
+    let Some(server) = Postgres::start() else { return };
+    let url = server.create_database("restart");
+    let fixture = Fixture::default();
+    let (config, keys) = sources(3, 1);
+    for (i, key) in keys.iter().enumerate() {
+        fixture.add(key, 200, RSS, rss("", &[(&format!("g{i}"), &format!("http://news.example/{i}"))]));
+    }
+    let fixture = fixture.start();
+    let rest = format!(
+        "[fetch]\nproxy = \"{}\"\n[defaults]\nfull_text = false\nevery = \"1s\"\n{config}",
+        fixture.proxy_url()
+    );
+    let mut first = Node::start("node0", &url, &rest);
+    first.kill();
+    // As if killed in the middle of polls: node0 holds s0 and s1 for ten more minutes, and
+    // another node, alive, holds s2.
+    let db = TestDb::postgres(&server.url("restart"));
+    let until = now() as i64 + 600;
+    let held: Vec<String> = db.all(
+        &format!(
+            "UPDATE sources SET lease_node = CASE WHEN name = 's2' THEN 'node1' ELSE 'node0' END,
+                 lease_until = {until} RETURNING name"
+        ),
+        &[],
+    );
+    assert_eq!(held.len(), 3);
+    let restarted_at = SystemTime::now();
+    let restarted = Node::start("node0", &url, &rest);
+    std::thread::sleep(Duration::from_secs(3));
+    let polls_since = |key: &str| fixture.hit_times(key).into_iter().filter(|t| *t >= restarted_at).count();
+    assert!(polls_since(&keys[0]) > 0 && polls_since(&keys[1]) > 0, "node0 waited out its own leases");
+    assert_eq!(polls_since(&keys[2]), 0, "node0 polled a source another node holds");
+    let other: String = db.one("SELECT lease_node FROM sources WHERE name = 's2'", &[]);
+    assert_eq!(other, "node1");
+    assert!(restarted.log().contains("gave back the leases an earlier run of this node held"));
+}
+
 /// `[[sources]]` for `n` feeds spread over `hosts` hosts: source `s{i}` at `h{i % hosts}.example/feed{i}`.
 fn sources(n: usize, hosts: usize) -> (String, Vec<String>) {
     let keys: Vec<String> = (0..n).map(|i| format!("h{}.example/feed{i}", i % hosts)).collect();

@@ -67,6 +67,23 @@ impl Store {
         .await
     }
 
+    /// Gives back the source leases and host slots an earlier run of this node still holds (it
+    /// was killed before it could): a node restarted after a crash polls its sources at once
+    /// instead of waiting out its own leases. Node names are unique, so no live node holds them.
+    /// Returns how many leases were given back.
+    pub async fn release_own_leases(&self) -> Result<usize, StoreError> {
+        let node = self.node.clone();
+        self.write(move |conn| {
+            let released = conn.execute(
+                "UPDATE sources SET lease_node = NULL, lease_until = NULL WHERE lease_node = ?1",
+                values![&*node],
+            )?;
+            conn.execute("UPDATE host_slots SET node = NULL, until = NULL WHERE node = ?1", values![&*node])?;
+            Ok(released)
+        })
+        .await
+    }
+
     /// Records this node as alive (`listen`: where it serves) and renews the leases it holds —
     /// on sources and on hosts' request slots — for another `lease_secs`.
     pub async fn heartbeat(&self, listen: &str, lease_secs: i64) -> Result<(), StoreError> {
