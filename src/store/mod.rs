@@ -202,15 +202,14 @@ impl Store {
         result.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// Queues `f`, which runs one SQL statement, for the writer thread without waiting for the
-    /// commit. A failure is logged. No savepoint: a failed statement undoes itself (SQLite), or
-    /// its transaction holds nothing else (PostgreSQL commits each write alone).
-    fn queue_statement<F>(&self, f: F) -> Result<(), StoreError>
+    /// Queues `f` for the writer thread, in its own savepoint, without waiting for the commit. A
+    /// failure is logged.
+    fn queue_write<F>(&self, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&mut dyn Conn) -> Result<(), StoreError> + Send + 'static,
     {
         let job: WriteJob = Box::new(move |conn| {
-            if let Err(error) = f(conn) {
+            if let Err(error) = in_savepoint(conn, f) {
                 tracing::error!(%error, "database write failed");
             }
             Box::new(|_: Option<&str>| {})
@@ -262,7 +261,10 @@ fn write_loop(mut conn: Box<dyn Conn>, jobs: &mpsc::Receiver<WriteJob>, wrote: O
                 Err(_) => break,
             }
         }
-        let begin = conn.begin();
+        // A group takes the dedup lock before any write in it takes a row lock, so that its locks
+        // come in the order every item write's do (the dedup lock, then rows): two nodes' writers
+        // can then never wait for each other in a cycle. A write alone takes it when it needs it.
+        let begin = conn.begin().and_then(|_| if group.len() > 1 { conn.lock_for_dedup() } else { Ok(()) });
         let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
         let error = begin.and_then(|_| conn.commit()).err().map(|error| {
             let _ = conn.rollback();
@@ -279,26 +281,16 @@ fn write_loop(mut conn: Box<dyn Conn>, jobs: &mpsc::Receiver<WriteJob>, wrote: O
     }
 }
 
-/// Runs one write in a savepoint, so its failure undoes only its own changes. A database that
-/// commits each write alone needs none: a failed write's transaction commits nothing.
+/// Runs one write in a savepoint, so its failure undoes only its own changes.
 fn in_savepoint<T>(
     conn: &mut dyn Conn,
     f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    if conn.max_group() == 1 {
-        // Nothing of a failed write may be committed with the (empty) rest of its group.
-        return f(conn).or_else(|error| {
-            conn.rollback()?;
-            conn.begin()?;
-            Err(error)
-        });
-    }
-    conn.execute("SAVEPOINT write", &[])?;
-    match f(conn) {
-        Ok(value) => {
-            conn.execute("RELEASE write", &[])?;
-            Ok(value)
-        }
+    // Sent with the write's first statement. Releasing it waits for every statement of the write
+    // (PostgreSQL sends some later: [`Conn::execute_later`]), so a failure of any is this write's.
+    conn.execute_later("SAVEPOINT write", &[])?;
+    match f(conn).and_then(|value| conn.execute("RELEASE write", &[]).map(|_| value)) {
+        Ok(value) => Ok(value),
         Err(error) => {
             conn.batch("ROLLBACK TO write; RELEASE write")?;
             Err(error)
@@ -364,5 +356,63 @@ impl ReadPool {
         }
         drop(idle);
         self.returned.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::values;
+
+    /// A new store: SQLite, or a fresh database on the PostgreSQL server
+    /// `$FEEDMILL_TEST_POSTGRES` names (`scripts/test-on-postgresql`).
+    pub(super) async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = match std::env::var("FEEDMILL_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) {
+            Some(server) => Store::connect(&postgres::test_database(&server).await).await.unwrap(),
+            None => Store::open(&dir.path().join("sub/dir/test.db")).unwrap(),
+        };
+        (dir, store)
+    }
+
+    fn tombstone(conn: &mut dyn Conn, link: &str, removed_at: Option<i64>) -> Result<(), StoreError> {
+        conn.execute_later(
+            "INSERT INTO tombstone_links (canonical_link, removed_at) VALUES (?1, ?2)",
+            values![link, removed_at],
+        )
+    }
+
+    /// Writes queued together commit together; one that fails — at a statement the database
+    /// answers later, or in its own code after its statements — undoes only its own changes.
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_and_the_rest_of_its_group_commits() {
+        let (_dir, store) = store().await;
+        // The first write holds the writer while the others queue behind it: they form a group.
+        let hold = store.write(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(())
+        });
+        let first = store.write(|conn| tombstone(conn, "https://e.example/1", Some(1)));
+        let bad_statement = store.write(|conn| tombstone(conn, "https://e.example/2", None));
+        let bad_code = store.write(|conn| {
+            tombstone(conn, "https://e.example/3", Some(1))?;
+            Err::<(), _>(StoreError::NoRow)
+        });
+        let last = store.write(|conn| tombstone(conn, "https://e.example/4", Some(1)));
+        let (hold, first, bad_statement, bad_code, last) =
+            tokio::join!(hold, first, bad_statement, bad_code, last);
+        assert!(hold.is_ok() && first.is_ok() && last.is_ok(), "{first:?} {last:?}");
+        assert!(bad_statement.is_err(), "a NULL in a NOT NULL column was stored");
+        assert!(matches!(bad_code, Err(StoreError::NoRow)), "{bad_code:?}");
+        let stored = store
+            .read(|conn| {
+                conn.query("SELECT canonical_link FROM tombstone_links ORDER BY canonical_link", &[])?
+                    .iter()
+                    .map(|row| row.get::<String>(0))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, ["https://e.example/1", "https://e.example/4"]);
     }
 }

@@ -351,7 +351,7 @@ impl Store {
     /// other; the next poll writes again.
     pub fn record_not_modified(&self, source_id: i64, success: PollSuccess) -> Result<(), StoreError> {
         let node = self.node.clone();
-        self.queue_statement(move |conn| store_success(conn, source_id, &success, &node))
+        self.queue_write(move |conn| store_success(conn, source_id, &success, &node))
     }
 
     /// Records a failed poll and when to try again; stored items are untouched.
@@ -715,16 +715,9 @@ mod tests {
         }
     }
 
-    /// A new store with sources `a` and `b`: SQLite, or a fresh database on the PostgreSQL
-    /// server `$FEEDMILL_TEST_POSTGRES` names (`scripts/test-on-postgresql`).
+    /// A new store ([`crate::store::tests::store`]) with sources `a` and `b`.
     async fn store() -> (tempfile::TempDir, Store, HashMap<String, i64>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = match std::env::var("FEEDMILL_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) {
-            Some(server) => {
-                Store::connect(&crate::store::postgres::test_database(&server).await).await.unwrap()
-            }
-            None => Store::open(&dir.path().join("sub/dir/test.db")).unwrap(),
-        };
+        let (dir, store) = crate::store::tests::store().await;
         let ids = store.sync_sources(&[source("a"), source("b")]).await.unwrap();
         (dir, store, ids)
     }
