@@ -98,15 +98,16 @@ async fn main() {
     let new = env_number("NEW", 20_000);
     let dir = tempfile::tempdir().expect("a temporary folder");
     // With $FEEDMILL_TEST_POSTGRES (scripts/with-postgresql), on a new PostgreSQL database there.
+    let mut postgres_url = None;
     let store = match std::env::var("FEEDMILL_TEST_POSTGRES") {
         Ok(server) => {
             let database = format!("ingest_{}", std::process::id());
             let admin = feedmill::store::postgres::connect(&server).await.expect("the server");
             admin.client.batch_execute(&format!("CREATE DATABASE {database}")).await.expect("a database");
             // The admin URL names the `postgres` database (scripts/with-postgresql).
-            let url = server.replacen("/postgres", &format!("/{database}"), 1);
+            let url = postgres_url.insert(server.replacen("/postgres", &format!("/{database}"), 1));
             println!("on PostgreSQL ({database})");
-            Store::connect(&url).await.expect("a store")
+            Store::connect(url).await.expect("a store")
         }
         Err(_) => Store::open(&dir.path().join("ingest.db")).expect("a store"),
     };
@@ -141,6 +142,16 @@ async fn main() {
         store.commit_poll(ids[chunk % SOURCES], batch, ok).await.expect("prefill");
     }
     println!("prefilled {stored} items in {:.1} s", started.elapsed().as_secs_f64());
+    // The database settled as a running one is between bursts: its tables' statistics taken
+    // (autovacuum had no time to during the fill), the prefill's pages on disk, the WAL
+    // checkpointed (PostgreSQL then recycles its segment files instead of creating new ones).
+    match &postgres_url {
+        Some(url) => {
+            let database = feedmill::store::postgres::connect(url).await.expect("the database");
+            database.client.batch_execute("ANALYZE; CHECKPOINT").await.expect("statistics and a checkpoint")
+        }
+        None => store.close().await.expect("a checkpoint"),
+    }
 
     // The arriving items, built (signatures included) before the clock starts.
     let arriving: Vec<Candidate> = (0..new)
