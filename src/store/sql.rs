@@ -156,7 +156,7 @@ pub trait Conn: Send {
     /// Runs a query; returns every row.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
     /// Runs queries that look up lists of keys (`IN (…)`), together: PostgreSQL sends them in one
-    /// round trip. Their parameters are never NULL.
+    /// round trip.
     fn lookup(&mut self, queries: &[(String, Vec<Value>)]) -> Result<Vec<Vec<Row>>, StoreError> {
         queries.iter().map(|(sql, params)| self.query(sql, params)).collect()
     }

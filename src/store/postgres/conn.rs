@@ -160,8 +160,8 @@ impl PgConn {
     /// Forgets the prepared statements when `largest_id`, the largest id just handed out, takes
     /// more bits than any before. PostgreSQL plans a prepared statement for any parameters once
     /// it has run a few times, and keeps that plan; one made while a table was small enough to
-    /// read whole would read it whole when it is large (a lookup that took 0.1 ms took 68:
-    /// BENCHMARKS.md). Prepared again, a statement is planned for the tables as they are now,
+    /// read whole would read it whole when it is large (without this, the ingest bench's prefill
+    /// of 100,000 items took 89 s instead of 19: BENCHMARKS.md). Prepared again, a statement is planned for the tables as they are now,
     /// which are at most twice as large by the time it is prepared again. (Tables that grow
     /// without new ids, and slower growth, are left to autovacuum's `ANALYZE`, after which
     /// PostgreSQL plans again by itself.)
